@@ -1,0 +1,104 @@
+# Config validation and the helpers that name every file of the study.
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from aedepth.config import (
+    ConfigError,
+    coerce_cli_lists,
+    encoder_widths,
+    idx_paths,
+    load_schema,
+    model_id,
+    validate_config,
+)
+from aedepth.imports import package_modules
+
+config.update(coerce_cli_lists(config))
+try:
+    validate_config(config, load_schema(SCRIPTS.parent / "schemas" / "config.schema.yaml"))
+except ConfigError as error:
+    raise WorkflowError(f"aedepth: {error}") from None
+
+IDX_NAMES = list(config["checksums"])
+DATASET = "results/data/dataset.npz"
+MODELS = [(depth, seed) for depth in config["depths"] for seed in config["seeds"]]
+MODEL_DIR = "results/models/depth{depth}_seed{seed}"
+LATENTS = "results/latents/depth{depth}_seed{seed}.parquet"
+METRICS = "results/metrics/depth{depth}_seed{seed}.json"
+ENV = "../../envs/aedepth.yaml"
+
+
+wildcard_constraints:
+    depth=r"\d+",
+    seed=r"\d+",
+
+
+def code_of(script):
+    """The aedepth modules `script` imports: inputs, so editing one reruns its users."""
+    return [str(path) for path in package_modules(SCRIPTS / script)]
+
+
+def per_model(pattern, depths=None):
+    """`pattern` expanded for every (depth, seed), in the same order for every pattern."""
+    return [
+        pattern.format(depth=depth, seed=seed)
+        for depth, seed in MODELS
+        if depths is None or depth in depths
+    ]
+
+
+def per_depth(pattern):
+    """Input function: `pattern` for every seed of the job's depth."""
+    return lambda wildcards: per_model(pattern, depths=[int(wildcards.depth)])
+
+
+def source_files(wildcards):
+    if config["source"] == "sample":
+        return []
+    if config["source"] == "download":
+        return expand("results/data/idx/{name}", name=IDX_NAMES)
+    return [str(path) for path in idx_paths(config["source"], IDX_NAMES)]
+
+
+def training_hparams(wildcards):
+    """Exactly what one training job depends on: its own widths, not the whole list."""
+    depth = int(wildcards.depth)
+    return {
+        "depth": depth,
+        "widths": encoder_widths(config["hidden_sizes"], depth),
+        "latent_dim": config["latent_dim"],
+        "epochs": config["epochs"],
+        "batch_size": config["batch_size"],
+        "learning_rate": config["learning_rate"],
+        "seed": int(wildcards.seed),
+    }
+
+
+def training_threads():
+    """Spread the cores over the training jobs: one process per core scales best on CPUs."""
+    cores = workflow.cores if isinstance(workflow.cores, int) else 1
+    return max(1, min(8, cores // len(MODELS)))
+
+
+def metric_settings():
+    return {
+        "knn_neighbors": config["knn_neighbors"],
+        "kmeans_clusters": config["kmeans_clusters"],
+        "trustworthiness_samples": config["trustworthiness_samples"],
+        "trustworthiness_neighbors": config["trustworthiness_neighbors"],
+    }
+
+
+def final_outputs():
+    figures = "results/figures/"
+    return [
+        "results/summary.csv",
+        *per_model(LATENTS),
+        *expand(figures + "depth{depth}_{kind}.png", depth=config["depths"], kind=["reconstructions", "latent"]),
+        figures + "reconstructions.png",
+        figures + "metrics_vs_depth.png",
+        figures + "training_curves.png",
+    ]

@@ -1,0 +1,43 @@
+# Obtain MNIST once, verified, as one uint8 array file that every later rule reads.
+
+
+localrules:
+    download_idx,
+
+
+rule download_idx:
+    output:
+        "results/data/idx/{name}",
+    params:
+        mirrors=config["mirrors"],
+        md5=lambda wildcards: config["checksums"][wildcards.name],
+        retries=config["download_retries"],
+        timeout=config["download_timeout"],
+    wildcard_constraints:
+        name="|".join(IDX_NAMES),
+    log:
+        "results/logs/download_idx/{name}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/download_idx.py"
+
+
+rule prepare_data:
+    input:
+        idx=source_files,
+        code=code_of("prepare_data.py"),
+    output:
+        DATASET,
+    params:
+        source=config["source"],
+        checksums=config["checksums"],
+        sample_test_fraction=config["sample_test_fraction"],
+    log:
+        "results/logs/prepare_data.log",
+    benchmark:
+        "results/benchmarks/prepare_data.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_data.py"

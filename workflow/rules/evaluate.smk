@@ -1,0 +1,79 @@
+# Latent embeddings and how well they separate the digits.
+
+
+rule embed:
+    input:
+        data=DATASET,
+        weights=MODEL_DIR + "/model.pt",
+        hparams=MODEL_DIR + "/hparams.json",
+        code=code_of("embed_latents.py"),
+    output:
+        LATENTS,
+    params:
+        source=config["source"],
+    log:
+        "results/logs/embed/depth{depth}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/embed/depth{depth}_seed{seed}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/embed_latents.py"
+
+
+rule evaluate:
+    input:
+        data=DATASET,
+        latents=LATENTS,
+        weights=MODEL_DIR + "/model.pt",
+        hparams=MODEL_DIR + "/hparams.json",
+        code=code_of("evaluate_latents.py"),
+    output:
+        METRICS,
+    params:
+        metrics=metric_settings(),
+    log:
+        "results/logs/evaluate/depth{depth}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/depth{depth}_seed{seed}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_latents.py"
+
+
+rule pca_baseline:
+    input:
+        data=DATASET,
+        code=code_of("pca_baseline.py"),
+    output:
+        "results/metrics/pca.json",
+    params:
+        latent_dim=config["latent_dim"],
+        metrics=metric_settings(),
+    log:
+        "results/logs/pca_baseline.log",
+    benchmark:
+        "results/benchmarks/pca_baseline.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/pca_baseline.py"
+
+
+rule summarize:
+    input:
+        metrics=[*per_model(METRICS), "results/metrics/pca.json"],
+        code=code_of("summarize.py"),
+    output:
+        report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+    log:
+        "results/logs/summarize.log",
+    conda:
+        ENV
+    script:
+        "../scripts/summarize.py"

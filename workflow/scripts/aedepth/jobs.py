@@ -1,0 +1,41 @@
+"""What every Snakemake script shares: its log file, and one clear line on a known failure."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class UserFacingError(Exception):
+    """A failure the user can fix; str() is one line saying what to change."""
+
+
+@contextmanager
+def job_log(log_path: str | Path):
+    """Send logging, warnings and progress bars (stderr) to the job's log file.
+
+    A UserFacingError is printed as one line on the terminal too and ends the job with
+    exit status 1; any other exception keeps its traceback (in the log and on the terminal).
+    """
+    terminal = sys.stderr
+    with open(log_path, "w", buffering=1) as handle:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+            handlers=[logging.StreamHandler(handle)],
+            force=True,
+        )
+        sys.stderr = handle
+        try:
+            yield
+        except UserFacingError as error:
+            logging.getLogger("aedepth").error("%s", error)
+            print(f"aedepth error: {error}", file=terminal, flush=True)
+            sys.exit(1)
+        except Exception:
+            logging.getLogger("aedepth").exception("job failed")
+            raise
+        finally:
+            sys.stderr = terminal

@@ -1,0 +1,90 @@
+"""How well a latent space separates the classes, and how well the model reconstructs.
+
+All metrics are scored on the test split; the kNN classifier is fit on the train latents.
+Higher is better except for davies_bouldin, reconstruction_bce and reconstruction_mse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.manifold import trustworthiness
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+    silhouette_score,
+)
+from sklearn.neighbors import KNeighborsClassifier
+
+# Metric name -> True when higher is better. The order is the column order of summary.csv.
+METRICS = {
+    "knn_accuracy": True,
+    "silhouette": True,
+    "davies_bouldin": False,
+    "calinski_harabasz": True,
+    "kmeans_ari": True,
+    "kmeans_nmi": True,
+    "trustworthiness": True,
+    "reconstruction_bce": False,
+    "reconstruction_mse": False,
+}
+
+_EPS = 1e-7  # clip predictions so BCE stays finite for a pixel predicted at exactly 0 or 1
+
+
+def latent_metrics(
+    z_train: np.ndarray,
+    y_train: np.ndarray,
+    z_test: np.ndarray,
+    y_test: np.ndarray,
+    x_test: np.ndarray,
+    knn_neighbors: int = 5,
+    kmeans_clusters: int = 10,
+    trustworthiness_samples: int = 2000,
+    trustworthiness_neighbors: int = 5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Cluster-quality metrics of a latent space; `x_test` (N, D) are the inputs it encodes."""
+    knn = KNeighborsClassifier(n_neighbors=knn_neighbors).fit(z_train, y_train)
+    clusters = KMeans(n_clusters=kmeans_clusters, n_init=10, random_state=seed).fit_predict(z_test)
+    # trustworthiness is quadratic in n: score a fixed subsample, the same for every model.
+    rng = np.random.default_rng(seed)
+    subset = rng.choice(len(z_test), size=min(trustworthiness_samples, len(z_test)), replace=False)
+    return {
+        "knn_accuracy": float(knn.score(z_test, y_test)),
+        "silhouette": float(silhouette_score(z_test, y_test)),
+        "davies_bouldin": float(davies_bouldin_score(z_test, y_test)),
+        "calinski_harabasz": float(calinski_harabasz_score(z_test, y_test)),
+        "kmeans_ari": float(adjusted_rand_score(y_test, clusters)),
+        "kmeans_nmi": float(normalized_mutual_info_score(y_test, clusters)),
+        "trustworthiness": float(
+            trustworthiness(x_test[subset], z_test[subset], n_neighbors=trustworthiness_neighbors)
+        ),
+    }
+
+
+def reconstruction_errors(x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
+    """Mean per-pixel BCE and MSE between inputs and reconstructions, both in [0, 1]."""
+    p = np.clip(x_hat.astype(np.float64), _EPS, 1 - _EPS)
+    x = x.astype(np.float64)
+    bce = -(x * np.log(p) + (1 - x) * np.log1p(-p))
+    return {
+        "reconstruction_bce": float(bce.mean()),
+        "reconstruction_mse": float(np.mean((x - x_hat) ** 2)),
+    }
+
+
+def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, n_components: int, seed: int = 0):
+    """Linear reference: PCA latents of train and test, and test reconstructions in [0, 1]."""
+    pca = PCA(n_components=n_components, random_state=seed).fit(x_train)
+    z_test = pca.transform(x_test)
+    return pca.transform(x_train), z_test, np.clip(pca.inverse_transform(z_test), 0.0, 1.0)
+
+
+def representative_seed(knn_by_seed: dict[int, float]) -> int:
+    """The seed whose kNN accuracy is the median (the lower middle one for an even count)."""
+    ranked = sorted(knn_by_seed, key=lambda seed: (knn_by_seed[seed], seed))
+    return ranked[(len(ranked) - 1) // 2]

@@ -1,0 +1,77 @@
+"""The MLP autoencoder: sigmoid hidden layers, tanh latent code, sigmoid output."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+IMAGE_PIXELS = 28 * 28
+
+
+class Autoencoder(nn.Module):
+    """Encoder input -> widths... -> latent (tanh); the decoder mirrors the widths.
+
+    `forward` returns output *logits*: the loss applies the output sigmoid inside
+    binary_cross_entropy_with_logits, the same function as sigmoid + BCE but numerically stable.
+    """
+
+    def __init__(self, widths: list[int], latent_dim: int, input_dim: int = IMAGE_PIXELS):
+        super().__init__()
+        self.widths = list(widths)
+        self.latent_dim = latent_dim
+        encoder: list[nn.Module] = []
+        for n_in, n_out in zip([input_dim, *widths], widths):
+            encoder += [nn.Linear(n_in, n_out), nn.Sigmoid()]
+        encoder += [nn.Linear(widths[-1], latent_dim), nn.Tanh()]
+        self.encoder = nn.Sequential(*encoder)
+
+        decoder: list[nn.Module] = []
+        mirrored = list(reversed(widths))
+        for n_in, n_out in zip([latent_dim, *mirrored], mirrored):
+            decoder += [nn.Linear(n_in, n_out), nn.Sigmoid()]
+        decoder += [nn.Linear(mirrored[-1], input_dim)]  # logits; sigmoid in reconstruct()
+        self.decoder = nn.Sequential(*decoder)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstructed pixel intensities in [0, 1]."""
+        return torch.sigmoid(self(x))
+
+
+def build_model(hparams: dict) -> Autoencoder:
+    """The model described by a hyperparameter snapshot (as saved with every checkpoint)."""
+    return Autoencoder(hparams["widths"], hparams["latent_dim"])
+
+
+def load_model(weights_path: str, hparams: dict) -> Autoencoder:
+    """Rebuild a trained model; weights_only=True so no pickled code is ever executed."""
+    model = build_model(hparams)
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def to_unit(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 intensities in [0, 1]."""
+    return pixels.float().div_(255.0)
+
+
+@torch.no_grad()
+def _apply(function, images: np.ndarray, chunk: int) -> np.ndarray:
+    flat = torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), -1))
+    return torch.cat([function(to_unit(flat[i : i + chunk])) for i in range(0, len(flat), chunk)]).numpy()
+
+
+def encode_images(model: Autoencoder, images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Latent codes (N, latent_dim) float32 of uint8 images (N, 28, 28), on the CPU."""
+    return _apply(model.encode, images, chunk)
+
+
+def reconstruct_images(model: Autoencoder, images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Reconstructions (N, 784) float32 in [0, 1] of uint8 images (N, 28, 28), on the CPU."""
+    return _apply(model.reconstruct, images, chunk)

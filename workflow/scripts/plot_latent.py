@@ -1,0 +1,18 @@
+"""Snakemake adapter: one depth's test set in latent space (the median-kNN seed)."""
+
+from aedepth.files import read_json
+from aedepth.jobs import job_log
+from aedepth.latents import read_latents
+from aedepth.plots import latent_scatter, save_figure
+from aedepth.summary import representatives
+
+with job_log(snakemake.log[0]):
+    records = [read_json(path) for path in snakemake.input.metrics]
+    ((depth, position),) = representatives(records).items()
+    record = records[position]
+    splits, _ = read_latents(snakemake.input.latents[position])
+    title = (
+        f"{depth} hidden layer{'s' if depth > 1 else ''}, seed {record['seed']}: test set in latent space"
+        f"\nkNN accuracy {record['knn_accuracy']:.3f}, silhouette {record['silhouette']:.3f}"
+    )
+    save_figure(latent_scatter(*splits["test"], title), snakemake.output[0], snakemake.params.dpi)

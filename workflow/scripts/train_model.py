@@ -1,0 +1,38 @@
+"""Snakemake adapter: train one autoencoder and write weights, hyperparameters and history."""
+
+import csv
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from aedepth.data import load_dataset
+from aedepth.files import atomic_output, write_json
+from aedepth.jobs import job_log
+from aedepth.train import HISTORY_COLUMNS, select_device, train
+
+with job_log(snakemake.log[0]):
+    hparams = snakemake.params.hparams
+    device = select_device(snakemake.params.device)
+    torch.set_num_threads(snakemake.threads)
+    logging.getLogger("aedepth").info("training %s on %s, %d thread(s)", hparams, device, snakemake.threads)
+    data = load_dataset(snakemake.input.data)
+    checkpoint = snakemake.output.weights + ".checkpoint"
+    model, history = train(
+        hparams,
+        data["x_train"],
+        data["x_test"],
+        checkpoint,
+        device,
+        progress=lambda epochs: tqdm(epochs, desc="epochs", mininterval=5),
+    )
+    with atomic_output(snakemake.output.weights) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(snakemake.output.hparams, hparams | {"device": str(device), "threads": snakemake.threads})
+    with atomic_output(snakemake.output.history) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+    # The finished outputs supersede the checkpoint; a stale one must not be resumed later.
+    Path(checkpoint).unlink()
