@@ -95,6 +95,8 @@ fi
 SLURM_VERSION=$(dpkg-query -W -f='${Version}' slurmctld)
 
 # --------------------------------------------------------------------------- 2. state dir
+# a fresh cluster every time: no jobs or node state carried over from a last run
+rm -rf "$STATE/spool" "$STATE/run"
 mkdir -p "$STATE"/{etc,spool/slurmctld,spool/slurmd,log,run}
 chmod 755 "$STATE"            # munged (user munge) must be able to traverse it
 : > "$PIDS"
@@ -182,8 +184,8 @@ export SLURM_CONF="$CONF"      # same file, explicit for the daemons and checks 
 log "wrote $CONF (CPUs=$NCPU RealMemory=$REAL_MEM, partition $PARTITION)"
 
 # --------------------------------------------------------------------------- 5. slurmctld, slurmd
-# Both daemonize and write their PidFile. -i: ignore state saved by a previous run.
-/usr/sbin/slurmctld -i -f "$CONF"
+# Both daemonize and write their PidFile.
+/usr/sbin/slurmctld -f "$CONF"
 for _ in $(seq 100); do scontrol ping 2>/dev/null | grep -q 'is UP' && break; sleep 0.1; done
 scontrol ping 2>/dev/null | grep -q 'is UP' || { tail -20 "$STATE/log/slurmctld.log" >&2; die "slurmctld not up"; }
 echo "slurmctld $(cat "$STATE/run/slurmctld.pid")" >> "$PIDS"

@@ -18,14 +18,18 @@ from aedepth.imports import package_modules
 
 config.update(coerce_cli_lists(config))
 try:
-    validate_config(config, load_schema(SCRIPTS.parent / "schemas" / "config.schema.yaml"))
+    validate_config(
+        config, load_schema(SCRIPTS.parent / "schemas" / "config.schema.yaml")
+    )
 except ConfigError as error:
     raise WorkflowError(f"aedepth: {error}") from None
 
 IDX_NAMES = list(config["checksums"])
 DATASET = "results/data/dataset.npz"
 MODELS = [(depth, seed) for depth in config["depths"] for seed in config["seeds"]]
-MODEL_DIR = "results/models/depth{depth}_seed{seed}"
+WEIGHTS = "results/models/depth{depth}_seed{seed}/model.pt"
+HPARAMS = "results/models/depth{depth}_seed{seed}/hparams.json"
+HISTORY = "results/models/depth{depth}_seed{seed}/history.csv"
 LATENTS = "results/latents/depth{depth}_seed{seed}.parquet"
 METRICS = "results/metrics/depth{depth}_seed{seed}.json"
 ENV = "../../envs/aedepth.yaml"
@@ -93,12 +97,15 @@ def metric_settings():
 
 
 def final_outputs():
-    figures = "results/figures/"
     return [
         "results/summary.csv",
         *per_model(LATENTS),
-        *expand(figures + "depth{depth}_{kind}.png", depth=config["depths"], kind=["reconstructions", "latent"]),
-        figures + "reconstructions.png",
-        figures + "metrics_vs_depth.png",
-        figures + "training_curves.png",
+        *expand(
+            "results/figures/depth{depth}_{kind}.png",
+            depth=config["depths"],
+            kind=["reconstructions", "latent"],
+        ),
+        "results/figures/reconstructions.png",
+        "results/figures/metrics_vs_depth.png",
+        "results/figures/training_curves.png",
     ]

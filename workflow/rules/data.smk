@@ -8,17 +8,17 @@ localrules:
 rule download_idx:
     output:
         "results/data/idx/{name}",
+    log:
+        "results/logs/download_idx/{name}.log",
+    wildcard_constraints:
+        name="|".join(IDX_NAMES),
+    conda:
+        ENV
     params:
         mirrors=config["mirrors"],
         md5=lambda wildcards: config["checksums"][wildcards.name],
         retries=config["download_retries"],
         timeout=config["download_timeout"],
-    wildcard_constraints:
-        name="|".join(IDX_NAMES),
-    log:
-        "results/logs/download_idx/{name}.log",
-    conda:
-        ENV
     script:
         "../scripts/download_idx.py"
 
@@ -29,15 +29,15 @@ rule prepare_data:
         code=code_of("prepare_data.py"),
     output:
         DATASET,
-    params:
-        source=config["source"],
-        checksums=config["checksums"],
-        sample_test_fraction=config["sample_test_fraction"],
     log:
         "results/logs/prepare_data.log",
     benchmark:
         "results/benchmarks/prepare_data.tsv"
     conda:
         ENV
+    params:
+        source=config["source"],
+        checksums=config["checksums"],
+        sample_test_fraction=config["sample_test_fraction"],
     script:
         "../scripts/prepare_data.py"

@@ -4,19 +4,19 @@
 rule embed:
     input:
         data=DATASET,
-        weights=MODEL_DIR + "/model.pt",
-        hparams=MODEL_DIR + "/hparams.json",
+        weights=WEIGHTS,
+        hparams=HPARAMS,
         code=code_of("embed_latents.py"),
     output:
         LATENTS,
-    params:
-        source=config["source"],
     log:
         "results/logs/embed/depth{depth}_seed{seed}.log",
     benchmark:
         "results/benchmarks/embed/depth{depth}_seed{seed}.tsv"
     conda:
         ENV
+    params:
+        source=config["source"],
     script:
         "../scripts/embed_latents.py"
 
@@ -25,19 +25,19 @@ rule evaluate:
     input:
         data=DATASET,
         latents=LATENTS,
-        weights=MODEL_DIR + "/model.pt",
-        hparams=MODEL_DIR + "/hparams.json",
+        weights=WEIGHTS,
+        hparams=HPARAMS,
         code=code_of("evaluate_latents.py"),
     output:
         METRICS,
-    params:
-        metrics=metric_settings(),
     log:
         "results/logs/evaluate/depth{depth}_seed{seed}.log",
     benchmark:
         "results/benchmarks/evaluate/depth{depth}_seed{seed}.tsv"
     conda:
         ENV
+    params:
+        metrics=metric_settings(),
     script:
         "../scripts/evaluate_latents.py"
 
@@ -48,15 +48,15 @@ rule pca_baseline:
         code=code_of("pca_baseline.py"),
     output:
         "results/metrics/pca.json",
-    params:
-        latent_dim=config["latent_dim"],
-        metrics=metric_settings(),
     log:
         "results/logs/pca_baseline.log",
     benchmark:
         "results/benchmarks/pca_baseline.tsv"
     conda:
         ENV
+    params:
+        latent_dim=config["latent_dim"],
+        metrics=metric_settings(),
     script:
         "../scripts/pca_baseline.py"
 

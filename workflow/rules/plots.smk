@@ -12,8 +12,8 @@ localrules:
 rule plot_reconstructions:
     input:
         data=DATASET,
-        weights=per_depth(MODEL_DIR + "/model.pt"),
-        hparams=per_depth(MODEL_DIR + "/hparams.json"),
+        weights=per_depth(WEIGHTS),
+        hparams=per_depth(HPARAMS),
         metrics=per_depth(METRICS),
         code=code_of("plot_reconstructions.py"),
     output:
@@ -23,14 +23,14 @@ rule plot_reconstructions:
             category="Per depth",
             subcategory="Depth {depth}",
         ),
-    params:
-        digits=config["plot_digits"],
-        dpi=config["plot_dpi"],
-        title=lambda wildcards: f"Test digits (top) reconstructed with {wildcards.depth} hidden layer(s)",
     log:
         "results/logs/plot_reconstructions/depth{depth}.log",
     conda:
         ENV
+    params:
+        digits=config["plot_digits"],
+        dpi=config["plot_dpi"],
+        title=lambda wildcards: f"Test digits (top) reconstructed with {wildcards.depth} hidden layer(s)",
     script:
         "../scripts/plot_reconstructions.py"
 
@@ -38,8 +38,8 @@ rule plot_reconstructions:
 use rule plot_reconstructions as plot_combined with:
     input:
         data=DATASET,
-        weights=per_model(MODEL_DIR + "/model.pt"),
-        hparams=per_model(MODEL_DIR + "/hparams.json"),
+        weights=per_model(WEIGHTS),
+        hparams=per_model(HPARAMS),
         metrics=per_model(METRICS),
         code=code_of("plot_reconstructions.py"),
     output:
@@ -48,12 +48,12 @@ use rule plot_reconstructions as plot_combined with:
             caption="../report/reconstructions.rst",
             category="Combined",
         ),
+    log:
+        "results/logs/plot_combined.log",
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
         title="Test digits (top) and their reconstructions, one row per depth",
-    log:
-        "results/logs/plot_combined.log",
 
 
 rule plot_latent:
@@ -68,12 +68,12 @@ rule plot_latent:
             category="Per depth",
             subcategory="Depth {depth}",
         ),
-    params:
-        dpi=config["plot_dpi"],
     log:
         "results/logs/plot_latent/depth{depth}.log",
     conda:
         ENV
+    params:
+        dpi=config["plot_dpi"],
     script:
         "../scripts/plot_latent.py"
 
@@ -88,20 +88,20 @@ rule plot_metrics:
             caption="../report/metrics_vs_depth.rst",
             category="Metrics",
         ),
-    params:
-        dpi=config["plot_dpi"],
     log:
         "results/logs/plot_metrics.log",
     conda:
         ENV
+    params:
+        dpi=config["plot_dpi"],
     script:
         "../scripts/plot_metrics.py"
 
 
 rule plot_training:
     input:
-        hparams=per_model(MODEL_DIR + "/hparams.json"),
-        histories=per_model(MODEL_DIR + "/history.csv"),
+        hparams=per_model(HPARAMS),
+        histories=per_model(HISTORY),
         code=code_of("plot_training.py"),
     output:
         report(
@@ -109,11 +109,11 @@ rule plot_training:
             caption="../report/training_curves.rst",
             category="Metrics",
         ),
-    params:
-        dpi=config["plot_dpi"],
     log:
         "results/logs/plot_training.log",
     conda:
         ENV
+    params:
+        dpi=config["plot_dpi"],
     script:
         "../scripts/plot_training.py"
