@@ -1,0 +1,219 @@
+"""The whole study end to end, through the real `snakemake` command line.
+
+One module-scoped run on the offline sample checks every output for soundness (schemas, row
+counts, finite metrics, image sizes), not only existence; further tests run the download path
+against an HTTP server on 127.0.0.1 that serves IDX files written by the test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import duckdb
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from conftest import copy_workflow, snakemake
+from idx_server import serve_folder, write_fake_mnist
+
+from aedepth.metrics import METRICS
+from aedepth.summary import SUMMARY_COLUMNS
+
+pytestmark = pytest.mark.workflow
+
+EPOCHS = 2
+DEPTHS = [1, 2, 3]
+WIDTHS = [500, 300, 100]
+MODELS = [f"depth{d}_seed0" for d in DEPTHS]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A finished study on the offline sample: (folder, snakemake's first output)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("sample") / "study")
+    run = snakemake(workdir, "--cores", "2", "--config", "source=sample", f"epochs={EPOCHS}")
+    return workdir, run
+
+
+def test_dataset_is_the_stratified_sample(study):
+    workdir, _ = study
+    with np.load(workdir / "results/data/dataset.npz", allow_pickle=False) as data:
+        assert data["x_train"].shape == (4000, 28, 28) and data["x_train"].dtype == np.uint8
+        assert data["x_test"].shape == (1000, 28, 28)
+        assert np.bincount(data["y_test"]).tolist() == [100] * 10
+
+
+def test_models_history_and_hyperparameters(study):
+    workdir, _ = study
+    for depth, model in zip(DEPTHS, MODELS):
+        folder = workdir / "results/models" / model
+        hparams = json.loads((folder / "hparams.json").read_text())
+        assert hparams["widths"] == WIDTHS[:depth]
+        assert hparams["epochs"] == EPOCHS and hparams["seed"] == 0 and hparams["latent_dim"] == 2
+        state = torch.load(folder / "model.pt", weights_only=True)
+        weight_shapes = [tuple(v.shape) for k, v in state.items() if k.endswith("weight")]
+        sizes = [784, *WIDTHS[:depth], 2]
+        assert weight_shapes[: depth + 1] == list(zip(sizes[1:], sizes[:-1]))
+        history = pd.read_csv(folder / "history.csv")
+        assert list(history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
+        assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
+        assert np.isfinite(history[["train_loss", "val_loss"]]).all().all()
+        assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+        assert not (folder / "model.pt.checkpoint").exists()
+
+
+def test_latent_parquet_schema_and_readers(study):
+    workdir, _ = study
+    for depth, model in zip(DEPTHS, MODELS):
+        path = workdir / "results/latents" / f"{model}.parquet"
+        table = pq.read_table(path)
+        assert [(f.name, str(f.type)) for f in table.schema] == [
+            ("split", "string"),
+            ("index", "int32"),
+            ("label", "int32"),
+            ("z0", "float"),
+            ("z1", "float"),
+        ]
+        metadata = json.loads(table.schema.metadata[b"aedepth"])
+        assert metadata == {
+            "depth": depth,
+            "seed": 0,
+            "widths": WIDTHS[:depth],
+            "latent_dim": 2,
+            "source": "sample",
+        }
+        frame = pd.read_parquet(path)
+        assert frame["split"].value_counts().to_dict() == {"train": 4000, "test": 1000}
+        assert frame.groupby("split")["index"].max().to_dict() == {"train": 3999, "test": 999}
+        assert frame["label"].between(0, 9).all()
+        assert np.isfinite(frame[["z0", "z1"]]).all().all()
+        assert frame[["z0", "z1"]].abs().max().max() <= 1.0  # tanh latent
+        assert pl.read_parquet(path).height == 5000
+        count = duckdb.sql(f"select count(*) from '{path}' where split = 'test'").fetchall()[0][0]
+        assert count == 1000
+
+
+def test_summary_has_one_row_per_model_and_pca(study):
+    workdir, _ = study
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert summary["model"].tolist() == [*MODELS, "pca"]
+    assert summary["method"].tolist() == ["autoencoder"] * 3 + ["pca"]
+    assert (summary["n_test"] == 1000).all()
+    for metric in METRICS:
+        assert summary[metric].map(math.isfinite).all(), metric
+    for bounded in ("knn_accuracy", "kmeans_nmi", "trustworthiness"):
+        assert summary[bounded].between(0, 1).all(), bounded
+    assert summary["silhouette"].between(-1, 1).all()
+    assert (summary[["davies_bouldin", "calinski_harabasz", "reconstruction_mse"]] > 0).all().all()
+    # every per-model JSON agrees with its summary row
+    for model in MODELS:
+        record = json.loads((workdir / "results/metrics" / f"{model}.json").read_text())
+        row = summary.set_index("model").loc[model]
+        assert record["knn_accuracy"] == pytest.approx(row["knn_accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("figure", "min_size"),
+    [
+        *[(f"depth{d}_reconstructions.png", (150, 700)) for d in DEPTHS],
+        *[(f"depth{d}_latent.png", (400, 500)) for d in DEPTHS],
+        ("reconstructions.png", (350, 700)),
+        ("metrics_vs_depth.png", (700, 1000)),
+        ("training_curves.png", (300, 900)),
+    ],
+)
+def test_figures_are_real_images(study, figure, min_size):
+    workdir, _ = study
+    image = matplotlib.image.imread(workdir / "results/figures" / figure)
+    height, width = image.shape[:2]
+    assert height >= min_size[0] and width >= min_size[1], (figure, image.shape)
+    assert image[..., :3].std() > 0.05, f"{figure} looks blank"
+
+
+def test_combined_figure_is_taller_than_one_depth(study):
+    workdir, _ = study
+    figures = workdir / "results/figures"
+    combined = matplotlib.image.imread(figures / "reconstructions.png")
+    single = matplotlib.image.imread(figures / "depth1_reconstructions.png")
+    assert combined.shape[0] > 1.5 * single.shape[0]  # one row per depth below the originals
+
+
+def test_costly_rules_have_benchmarks_and_logs(study):
+    workdir, _ = study
+    for model in MODELS:
+        benchmark = pd.read_csv(workdir / "results/benchmarks/train" / f"{model}.tsv", sep="\t")
+        assert benchmark["s"].iloc[0] > 0 and benchmark["max_rss"].iloc[0] > 0
+        log = (workdir / "results/logs/train" / f"{model}.log").read_text()
+        assert f"epoch {EPOCHS}/{EPOCHS}" in log
+
+
+def test_second_run_has_nothing_to_do(study):
+    workdir, _ = study
+    again = snakemake(workdir, "--cores", "2", "--config", "source=sample", f"epochs={EPOCHS}")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def _download_config(folder, mirrors, checksums):
+    path = folder / "download.yaml"
+    path.write_text(yaml.safe_dump({"mirrors": mirrors, "checksums": checksums}))
+    return path
+
+
+def test_download_verifies_trains_and_renders(tmp_path):
+    served = tmp_path / "mirror"
+    checksums = write_fake_mnist(served, n_train=120, n_test=40)
+    workdir = copy_workflow(tmp_path / "study")
+    with serve_folder(served) as base_url:
+        configfile = _download_config(tmp_path, [f"{base_url}/"], checksums)
+        snakemake(
+            workdir,
+            "--cores",
+            "2",
+            "--configfile",
+            str(configfile),
+            "--config",
+            "epochs=1",
+            "depths=[1,2]",
+        )
+    for name, md5 in checksums.items():
+        raw = (workdir / "results/data/idx" / name).read_bytes()
+        assert hashlib.md5(raw).hexdigest() == md5
+    log = (workdir / "results/logs/download_idx/train-images-idx3-ubyte.log").read_text()
+    assert "train-images-idx3-ubyte.gz" in log
+    summary = pd.read_csv(workdir / "results/summary.csv")
+    assert summary["model"].tolist() == ["depth1_seed0", "depth2_seed0", "pca"]
+    assert (workdir / "results/figures/reconstructions.png").stat().st_size > 10_000
+
+
+def test_download_rejects_a_corrupted_copy(tmp_path):
+    served = tmp_path / "mirror"
+    checksums = write_fake_mnist(served, n_train=120, n_test=40)
+    # Published checksums of the genuine files, but the server holds other bytes.
+    checksums["t10k-labels-idx1-ubyte"] = "0" * 32
+    workdir = copy_workflow(tmp_path / "study")
+    with serve_folder(served) as base_url:
+        configfile = _download_config(tmp_path, [f"{base_url}/"], checksums)
+        run = snakemake(
+            workdir,
+            "--cores",
+            "2",
+            "--configfile",
+            str(configfile),
+            "--config",
+            "epochs=1",
+            check=False,
+        )
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("aedepth error:")]
+    assert len(errors) == 1, run.stderr
+    assert "t10k-labels-idx1-ubyte" in errors[0] and "MD5" in errors[0]
+    assert not (workdir / "results/data/idx/t10k-labels-idx1-ubyte").exists()
+    assert not (workdir / "results/data/dataset.npz").exists()
