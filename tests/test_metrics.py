@@ -1,0 +1,117 @@
+"""Metrics on inputs whose answers are known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aedepth.metrics import (
+    METRICS,
+    latent_metrics,
+    pca_baseline,
+    reconstruction_errors,
+    representative_seed,
+)
+from aedepth.summary import SUMMARY_COLUMNS, representatives, summary_table
+
+
+def separated_clusters(n_per_class=40, n_classes=10, spread=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.stack([np.cos(np.arange(n_classes)), np.sin(np.arange(n_classes))], axis=1) * 10
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[labels] + rng.normal(scale=spread, size=(len(labels), 2)), labels
+
+
+def test_perfectly_separated_latents_score_perfectly():
+    z_train, y_train = separated_clusters(seed=0)
+    z_test, y_test = separated_clusters(seed=1)
+    scores = latent_metrics(
+        z_train, y_train, z_test, y_test, x_test=z_test, trustworthiness_samples=200
+    )
+    assert scores["knn_accuracy"] == 1.0
+    assert scores["kmeans_ari"] == pytest.approx(1.0)
+    assert scores["kmeans_nmi"] == pytest.approx(1.0)
+    assert scores["silhouette"] > 0.99
+    assert scores["davies_bouldin"] < 0.01
+    assert scores["trustworthiness"] == pytest.approx(1.0)  # the latents are the inputs
+
+
+def test_random_latents_score_near_chance():
+    rng = np.random.default_rng(0)
+    z_train, z_test = rng.normal(size=(2000, 2)), rng.normal(size=(1000, 2))
+    y_train, y_test = rng.integers(0, 10, 2000), rng.integers(0, 10, 1000)
+    scores = latent_metrics(z_train, y_train, z_test, y_test, x_test=z_test)
+    assert 0.03 < scores["knn_accuracy"] < 0.2
+    assert abs(scores["kmeans_ari"]) < 0.02
+    assert scores["silhouette"] < 0.05
+
+
+def test_reconstruction_errors_known_values():
+    x = np.array([[0.0, 1.0, 0.5, 0.5]])
+    perfect = reconstruction_errors(x[:, :2], x[:, :2])
+    assert perfect["reconstruction_mse"] == 0.0
+    assert perfect["reconstruction_bce"] == pytest.approx(0.0, abs=1e-6)
+    half = reconstruction_errors(np.full((3, 4), 0.5), np.full((3, 4), 0.5))
+    assert half["reconstruction_bce"] == pytest.approx(math.log(2))
+    off = reconstruction_errors(np.zeros((1, 2)), np.full((1, 2), 0.5))
+    assert off["reconstruction_mse"] == pytest.approx(0.25)
+
+
+def test_pca_baseline_reconstructs_data_on_a_plane():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(2, 16))
+    x_train = np.clip(0.5 + 0.05 * rng.normal(size=(200, 2)) @ basis, 0, 1)
+    x_test = np.clip(0.5 + 0.05 * rng.normal(size=(50, 2)) @ basis, 0, 1)
+    z_train, z_test, x_hat = pca_baseline(x_train, x_test, n_components=2)
+    assert z_train.shape == (200, 2) and z_test.shape == (50, 2)
+    assert np.abs(x_hat - x_test).max() < 0.02  # a 2-D plane is recovered by 2 components
+
+
+@pytest.mark.parametrize(
+    ("knn", "expected"),
+    [
+        ({0: 0.5, 1: 0.7, 2: 0.6}, 2),
+        ({3: 0.9}, 3),
+        ({0: 0.2, 1: 0.1}, 1),
+        ({0: 0.5, 1: 0.5, 2: 0.5}, 1),
+    ],
+)
+def test_representative_seed_is_the_median(knn, expected):
+    assert representative_seed(knn) == expected
+
+
+def record(model, depth, seed, knn):
+    return {
+        "model": model,
+        "method": "autoencoder" if depth else "pca",
+        "depth": depth,
+        "seed": seed,
+        "latent_dim": 2,
+        "n_test": 10,
+        **{m: 0.5 for m in METRICS},
+        "knn_accuracy": knn,
+    }
+
+
+def test_summary_table_orders_rows_and_columns():
+    records = [
+        record("pca", None, None, 0.4),
+        record("depth2_seed1", 2, 1, 0.8),
+        record("depth1_seed0", 1, 0, 0.6),
+        record("depth2_seed0", 2, 0, 0.7),
+    ]
+    table = summary_table(records)
+    assert list(table.columns) == list(SUMMARY_COLUMNS)
+    assert table["model"].tolist() == ["depth1_seed0", "depth2_seed0", "depth2_seed1", "pca"]
+    assert pd.isna(table["depth"].iloc[-1]) and table["depth"].dtype == "Int64"
+
+
+def test_representatives_pick_the_median_seed_per_depth():
+    records = [
+        record("a", 1, 0, 0.1),
+        record("b", 1, 1, 0.3),
+        record("c", 1, 2, 0.2),
+        record("d", 2, 0, 0.9),
+    ]
+    assert representatives(records) == {1: 2, 2: 3}
