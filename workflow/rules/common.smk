@@ -1,4 +1,5 @@
 # Config validation and the helpers that name every file of the study.
+import os
 import sys
 from pathlib import Path
 
@@ -41,8 +42,13 @@ wildcard_constraints:
 
 
 def code_of(script):
-    """The aedepth modules `script` imports: inputs, so editing one reruns its users."""
-    return [str(path) for path in package_modules(SCRIPTS / script)]
+    """The aedepth modules `script` imports: inputs, so editing one reruns its users.
+
+    Relative to the working directory (Snakemake changes into it before reading the rules):
+    the input trigger records these paths, so absolute ones, or workflow.source_path's
+    (which records the absolute origin), would rerun every job once the project is moved.
+    """
+    return [os.path.relpath(path) for path in package_modules(SCRIPTS / script)]
 
 
 def per_model(pattern, depths=None):
@@ -83,7 +89,11 @@ def training_hparams(wildcards):
 
 def training_threads():
     """Spread the cores over the training jobs: one process per core scales best on CPUs."""
-    cores = workflow.cores if isinstance(workflow.cores, int) else 1
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # --unlock, --summary, ... run no job and need no --cores
+        cores = 1
+    cores = cores if isinstance(cores, int) else 1
     return max(1, min(8, cores // len(MODELS)))
 
 
@@ -99,6 +109,7 @@ def metric_settings():
 def final_outputs():
     return [
         "results/summary.csv",
+        "results/summary.html",
         *per_model(LATENTS),
         *expand(
             "results/figures/depth{depth}_{kind}.png",

@@ -36,8 +36,11 @@ rule prepare_data:
     conda:
         ENV
     params:
+        # Only what this source reads, so that editing the other's setting reruns nothing.
         source=config["source"],
-        checksums=config["checksums"],
-        sample_test_fraction=config["sample_test_fraction"],
+        checksums=None if config["source"] == "sample" else config["checksums"],
+        sample_test_fraction=(
+            config["sample_test_fraction"] if config["source"] == "sample" else None
+        ),
     script:
         "../scripts/prepare_data.py"

@@ -1,6 +1,10 @@
 # Latent embeddings and how well they separate the digits.
 
 
+localrules:
+    summary_table,
+
+
 rule embed:
     input:
         data=DATASET,
@@ -69,7 +73,8 @@ rule summarize:
         report(
             "results/summary.csv",
             caption="../report/summary.rst",
-            category="Summary",
+            category="Metrics",
+            labels={"figure": "summary table (CSV download)"},
         ),
     log:
         "results/logs/summarize.log",
@@ -77,3 +82,24 @@ rule summarize:
         ENV
     script:
         "../scripts/summarize.py"
+
+
+rule summary_table:
+    input:
+        summary="results/summary.csv",
+        code=code_of("summary_table.py"),
+    output:
+        report(
+            "results/summary.html",
+            caption="../report/summary.rst",
+            category="Metrics",
+            labels={"figure": "summary table"},
+        ),
+    log:
+        "results/logs/summary_table.log",
+    conda:
+        ENV
+    params:
+        significant_digits=4,
+    script:
+        "../scripts/summary_table.py"

@@ -1,4 +1,9 @@
 # Figures: per depth, combined, metrics against depth, training curves.
+# The Snakemake report (snakemake --report results/report.html) groups them by category;
+# its captions are the .rst files in workflow/report/.
+
+
+report: "../report/workflow.rst"
 
 
 localrules:
@@ -22,6 +27,7 @@ rule plot_reconstructions:
             caption="../report/depth_reconstructions.rst",
             category="Per depth",
             subcategory="Depth {depth}",
+            labels={"figure": "reconstructions", "depth": "{depth}"},
         ),
     log:
         "results/logs/plot_reconstructions/depth{depth}.log",
@@ -47,6 +53,7 @@ use rule plot_reconstructions as plot_combined with:
             "results/figures/reconstructions.png",
             caption="../report/reconstructions.rst",
             category="Combined",
+            labels={"figure": "reconstructions, all depths"},
         ),
     log:
         "results/logs/plot_combined.log",
@@ -67,6 +74,7 @@ rule plot_latent:
             caption="../report/depth_latent.rst",
             category="Per depth",
             subcategory="Depth {depth}",
+            labels={"figure": "latent space", "depth": "{depth}"},
         ),
     log:
         "results/logs/plot_latent/depth{depth}.log",
@@ -87,6 +95,7 @@ rule plot_metrics:
             "results/figures/metrics_vs_depth.png",
             caption="../report/metrics_vs_depth.rst",
             category="Metrics",
+            labels={"figure": "metrics against depth"},
         ),
     log:
         "results/logs/plot_metrics.log",
@@ -107,7 +116,8 @@ rule plot_training:
         report(
             "results/figures/training_curves.png",
             caption="../report/training_curves.rst",
-            category="Metrics",
+            category="Combined",
+            labels={"figure": "training curves, all depths"},
         ),
     log:
         "results/logs/plot_training.log",

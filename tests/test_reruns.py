@@ -1,0 +1,309 @@
+"""Rerun only what is stale: for each kind of change, exactly the right jobs run, and no others.
+
+Snakemake reruns a job when an input is newer than its outputs (mtime), or when its params, its
+set of input files, its code or its software environment changed since the outputs were made.
+These tests build one small study, then make one change at a time and compare the jobs that
+Snakemake plans (a dry run, which prints the same job blocks as a real run) with the exact set
+of (rule, wildcards) written out here by hand. One change is also executed, to show that a run
+does what its plan said and leaves nothing stale. The last test builds the Snakemake report.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_workflow, snakemake
+
+pytestmark = pytest.mark.workflow
+
+# The study every test starts from: depths 1 and 3 of the default hidden_sizes [500, 300, 100],
+# so depth 1 trains with widths [500] and depth 3 with [500, 300, 100]; depth 2 is left out
+# so that adding it is a change of its own.
+BASE_CONFIG = {"source": "sample", "epochs": "1", "depths": "[1,3]"}
+
+JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
+JOB_WILDCARDS = re.compile(r"^\s+wildcards: (.+)$")
+STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+
+
+def model_chain(depth: int) -> set[str]:
+    """Every job of one depth: its model, latents, metrics and per-depth figures."""
+    return {
+        f"train(depth={depth}, seed=0)",
+        f"embed(depth={depth}, seed=0)",
+        f"evaluate(depth={depth}, seed=0)",
+        f"plot_reconstructions(depth={depth})",
+        f"plot_latent(depth={depth})",
+    }
+
+
+# The jobs that read every model: they rerun when any one model changes.
+AGGREGATES = {"summarize", "summary_table", "plot_combined", "plot_metrics", "plot_training"}
+
+
+def config_args(**changes: str) -> list[str]:
+    return ["--config", *(f"{key}={value}" for key, value in (BASE_CONFIG | changes).items())]
+
+
+def jobs_in(log: str) -> set[str]:
+    """The jobs a Snakemake run or dry run printed, as 'rule(wildcards)'; the target rule
+    `all` left out. Cross-checked against the "Job stats" table of the same output."""
+    jobs: list[list[str]] = []
+    for line in log.splitlines():
+        if header := JOB_HEADER.match(line):
+            jobs.append([header.group(1), ""])
+        elif (wildcards := JOB_WILDCARDS.match(line)) and jobs and not jobs[-1][1]:
+            jobs[-1][1] = wildcards.group(1)
+    stats: collections.Counter[str] = collections.Counter()
+    if "Job stats:" in log:
+        for line in log.split("Job stats:", 1)[1].splitlines()[3:]:
+            if not (row := STATS_ROW.match(line.strip())) or row.group(1) == "total":
+                break
+            stats[row.group(1)] = int(row.group(2))
+    assert collections.Counter(rule for rule, _ in jobs) == stats, log
+    names = {f"{rule}({wildcards})" if wildcards else rule for rule, wildcards in jobs}
+    assert len(names) == len(jobs), f"a job was printed twice:\n{log}"
+    return names - {"all"}
+
+
+def planned(workdir: Path, **changes: str) -> set[str]:
+    """The jobs a dry run with these config changes would run."""
+    result = snakemake(workdir, "--dry-run", *config_args(**changes))
+    return jobs_in(result.stdout + result.stderr)
+
+
+def executed(workdir: Path, **changes: str) -> set[str]:
+    result = snakemake(workdir, "--cores", "2", *config_args(**changes))
+    return jobs_in(result.stdout + result.stderr)
+
+
+def touch_by_editing(path: Path) -> None:
+    """A comment-only edit: the code is the same, only its mtime is newer than the outputs."""
+    with path.open("a") as handle:
+        handle.write("\n# edited by test_reruns\n")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """One finished study (depths 1 and 3, one epoch) shared by the whole module: read only."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("reruns") / "study")
+    built = executed(workdir)
+    assert built == model_chain(1) | model_chain(3) | AGGREGATES | {"prepare_data", "pca_baseline"}
+    return workdir
+
+
+@pytest.fixture
+def study_copy(study: Path, tmp_path: Path) -> Path:
+    """The finished study copied elsewhere with its mtimes and .snakemake records, to change."""
+    return Path(shutil.copytree(study, tmp_path / "moved", symlinks=True))
+
+
+# 1. nothing changed -------------------------------------------------------------------------
+
+
+def test_nothing_changed_nothing_runs(study):
+    assert planned(study) == set()
+
+
+def test_a_moved_study_is_still_up_to_date(study_copy):
+    # The code inputs are recorded relative to the working directory; absolute paths (or
+    # workflow.source_path's recorded origin) would make the input trigger rerun every job.
+    assert planned(study_copy) == set()
+
+
+# 2.-5. config changes -------------------------------------------------------------------------
+
+
+def test_epochs_reruns_all_training_and_downstream_not_the_data(study):
+    assert planned(study, epochs="2") == model_chain(1) | model_chain(3) | AGGREGATES
+    # not planned: prepare_data (does not depend on training) and pca_baseline (data only)
+
+
+def test_a_new_depth_runs_only_its_chain_and_the_aggregates(study):
+    assert planned(study, depths="[1,2,3]") == model_chain(2) | AGGREGATES
+
+
+def test_last_hidden_size_reruns_only_the_depth_that_uses_it(study):
+    result = snakemake(study, "--dry-run", *config_args(hidden_sizes="[500,300,50]"))
+    assert jobs_in(result.stdout + result.stderr) == model_chain(3) | AGGREGATES
+    # the training job's params hold its own widths, not the whole hidden_sizes list
+    assert "'widths': [500, 300, 100]" in result.stdout + result.stderr  # before
+    assert "'widths': [500, 300, 50]" in result.stdout + result.stderr  # now
+
+
+def test_an_unused_hidden_size_reruns_nothing(study):
+    # a fourth width is used by no depth of this study
+    assert planned(study, hidden_sizes="[500,300,100,64]") == set()
+
+
+def test_plot_digits_reruns_only_the_reconstruction_figures(study):
+    assert planned(study, plot_digits="5") == {
+        "plot_reconstructions(depth=1)",
+        "plot_reconstructions(depth=3)",
+        "plot_combined",
+    }
+
+
+def test_plot_dpi_reruns_only_the_figures(study):
+    assert planned(study, plot_dpi="80") == {
+        "plot_reconstructions(depth=1)",
+        "plot_reconstructions(depth=3)",
+        "plot_combined",
+        "plot_latent(depth=1)",
+        "plot_latent(depth=3)",
+        "plot_metrics",
+        "plot_training",
+    }
+
+
+def test_a_metric_setting_reruns_metrics_and_their_users(study):
+    assert planned(study, knn_neighbors="7") == {
+        "evaluate(depth=1, seed=0)",
+        "evaluate(depth=3, seed=0)",
+        "pca_baseline",
+        "summarize",
+        "summary_table",
+        "plot_reconstructions(depth=1)",  # the seed shown is chosen by kNN accuracy
+        "plot_reconstructions(depth=3)",
+        "plot_combined",
+        "plot_latent(depth=1)",
+        "plot_latent(depth=3)",
+        "plot_metrics",
+    }
+
+
+# 6. code changes ------------------------------------------------------------------------------
+
+
+def test_metrics_code_reruns_only_metrics_jobs_and_what_depends_on_them(study_copy):
+    touch_by_editing(study_copy / "workflow/scripts/aedepth/metrics.py")
+    assert planned(study_copy) == {
+        # evaluate_latents.py and pca_baseline.py import aedepth.metrics
+        "evaluate(depth=1, seed=0)",
+        "evaluate(depth=3, seed=0)",
+        "pca_baseline",
+        # summarize.py imports aedepth.summary, which imports aedepth.metrics
+        "summarize",
+        "summary_table",  # reads summary.csv
+        # every plotting script imports aedepth.plots, which imports aedepth.metrics (METRICS);
+        # plot_latent and plot_reconstructions also import aedepth.summary
+        "plot_reconstructions(depth=1)",
+        "plot_reconstructions(depth=3)",
+        "plot_combined",
+        "plot_latent(depth=1)",
+        "plot_latent(depth=3)",
+        "plot_metrics",
+        "plot_training",
+    }
+    # not planned: prepare_data, train and embed, whose scripts never import aedepth.metrics
+
+
+def test_plotting_code_reruns_only_the_figures(study_copy):
+    touch_by_editing(study_copy / "workflow/scripts/aedepth/plots.py")
+    assert planned(study_copy) == {
+        "plot_reconstructions(depth=1)",
+        "plot_reconstructions(depth=3)",
+        "plot_combined",
+        "plot_latent(depth=1)",
+        "plot_latent(depth=3)",
+        "plot_metrics",
+        "plot_training",
+    }
+
+
+def test_a_script_reruns_only_its_own_jobs(study_copy):
+    touch_by_editing(study_copy / "workflow/scripts/plot_latent.py")
+    assert planned(study_copy) == {"plot_latent(depth=1)", "plot_latent(depth=3)"}
+
+
+# 7. a deleted output, planned and executed ---------------------------------------------------
+
+
+def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
+    latents = study_copy / "results/latents/depth1_seed0.parquet"
+    latents.unlink()
+    expected = {
+        "embed(depth=1, seed=0)",
+        "evaluate(depth=1, seed=0)",
+        "plot_reconstructions(depth=1)",  # reads depth 1's metrics
+        "plot_latent(depth=1)",
+        "summarize",
+        "summary_table",
+        "plot_combined",
+        "plot_metrics",
+    }
+    # not planned: depth 3, train (the model is still there), plot_training (reads histories)
+    assert planned(study_copy) == expected
+    assert executed(study_copy) == expected
+    assert latents.stat().st_size > 0
+    assert planned(study_copy) == set()
+
+
+# The Snakemake report ------------------------------------------------------------------------
+
+# One sentence of each caption in workflow/report/, as it appears (HTML-escaped) in the report.
+CAPTION_SENTENCES = {
+    "depth1_latent.png": "<strong>Latent space, 1 hidden layer(s).</strong>",
+    "depth3_latent.png": "<strong>Latent space, 3 hidden layer(s).</strong>",
+    "depth1_reconstructions.png": "<strong>Reconstructions, 1 hidden layer(s).</strong>",
+    "depth3_reconstructions.png": "<strong>Reconstructions, 3 hidden layer(s).</strong>",
+    "reconstructions.png": "<strong>Reconstructions of every depth, side by side.</strong>",
+    "training_curves.png": "<strong>Training curves.</strong>",
+    "metrics_vs_depth.png": "<strong>Latent-space metrics against depth.</strong>",
+    "summary.html": "<strong>Summary table.</strong>",
+    "summary.csv": "<strong>Summary table.</strong>",
+}
+
+
+def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_copy):
+    # the command of the README, on a finished study
+    snakemake(study_copy, "--report", "results/report.html", *config_args())
+    html = (study_copy / "results/report.html").read_text()
+    assert len(html) > 500_000  # figures are embedded as base64 data URIs: self-contained
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
+    shown = {
+        category: {subcategory: sorted(paths) for subcategory, paths in subcategories.items()}
+        for category, subcategories in categories.items()
+    }
+    assert shown == {
+        "Per depth": {
+            "Depth 1": [
+                "results/figures/depth1_latent.png",
+                "results/figures/depth1_reconstructions.png",
+            ],
+            "Depth 3": [
+                "results/figures/depth3_latent.png",
+                "results/figures/depth3_reconstructions.png",
+            ],
+        },
+        "Combined": {
+            "Other": ["results/figures/reconstructions.png", "results/figures/training_curves.png"]
+        },
+        "Metrics": {
+            "Other": [
+                "results/figures/metrics_vs_depth.png",
+                "results/summary.csv",
+                "results/summary.html",
+            ]
+        },
+    }
+    by_name = {entry["name"]: entry for entry in results.values()}
+    assert set(by_name) == set(CAPTION_SENTENCES)
+    for name, sentence in CAPTION_SENTENCES.items():
+        assert sentence in by_name[name]["caption"], name
+        assert "{{" not in by_name[name]["caption"], name  # every Jinja field was filled in
+        assert "TODO" not in by_name[name]["caption"], name
+        assert by_name[name]["data_uri"].startswith("data:"), name
+    # the summary table is embedded as an HTML page (the report shows those inline)
+    table = base64.b64decode(by_name["summary.html"]["data_uri"].split("base64,", 1)[1]).decode()
+    assert "<table" in table and "depth1_seed0" in table and "depth3_seed0" in table
+    # the global description comes from workflow/report/workflow.rst
+    assert "How does the number of hidden layers change" in html
