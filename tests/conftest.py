@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,32 @@ def copy_workflow(destination: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, destination / name)
     return destination
+
+
+JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
+JOB_WILDCARDS = re.compile(r"^\s+wildcards: (.+)$")
+STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+
+
+def jobs_in(log: str) -> set[str]:
+    """The jobs a Snakemake run or dry run printed, as 'rule(wildcards)'; the target rule
+    `all` left out. Cross-checked against the "Job stats" table of the same output."""
+    jobs: list[list[str]] = []
+    for line in log.splitlines():
+        if header := JOB_HEADER.match(line):
+            jobs.append([header.group(1), ""])
+        elif (wildcards := JOB_WILDCARDS.match(line)) and jobs and not jobs[-1][1]:
+            jobs[-1][1] = wildcards.group(1)
+    stats: collections.Counter[str] = collections.Counter()
+    if "Job stats:" in log:
+        for line in log.split("Job stats:", 1)[1].splitlines()[3:]:
+            if not (row := STATS_ROW.match(line.strip())) or row.group(1) == "total":
+                break
+            stats[row.group(1)] = int(row.group(2))
+    assert collections.Counter(rule for rule, _ in jobs) == stats, log
+    names = {f"{rule}({wildcards})" if wildcards else rule for rule, wildcards in jobs}
+    assert len(names) == len(jobs), f"a job was printed twice:\n{log}"
+    return names - {"all"}
 
 
 def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True):

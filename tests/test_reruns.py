@@ -11,7 +11,6 @@ does what its plan said and leaves nothing stale. The last test builds the Snake
 from __future__ import annotations
 
 import base64
-import collections
 import json
 import re
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_workflow, snakemake
+from conftest import copy_workflow, jobs_in, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -27,10 +26,6 @@ pytestmark = pytest.mark.workflow
 # so depth 1 trains with widths [500] and depth 3 with [500, 300, 100]; depth 2 is left out
 # so that adding it is a change of its own.
 BASE_CONFIG = {"source": "sample", "epochs": "1", "depths": "[1,3]"}
-
-JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
-JOB_WILDCARDS = re.compile(r"^\s+wildcards: (.+)$")
-STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
 
 
 def model_chain(depth: int) -> set[str]:
@@ -50,27 +45,6 @@ AGGREGATES = {"summarize", "summary_table", "plot_combined", "plot_metrics", "pl
 
 def config_args(**changes: str) -> list[str]:
     return ["--config", *(f"{key}={value}" for key, value in (BASE_CONFIG | changes).items())]
-
-
-def jobs_in(log: str) -> set[str]:
-    """The jobs a Snakemake run or dry run printed, as 'rule(wildcards)'; the target rule
-    `all` left out. Cross-checked against the "Job stats" table of the same output."""
-    jobs: list[list[str]] = []
-    for line in log.splitlines():
-        if header := JOB_HEADER.match(line):
-            jobs.append([header.group(1), ""])
-        elif (wildcards := JOB_WILDCARDS.match(line)) and jobs and not jobs[-1][1]:
-            jobs[-1][1] = wildcards.group(1)
-    stats: collections.Counter[str] = collections.Counter()
-    if "Job stats:" in log:
-        for line in log.split("Job stats:", 1)[1].splitlines()[3:]:
-            if not (row := STATS_ROW.match(line.strip())) or row.group(1) == "total":
-                break
-            stats[row.group(1)] = int(row.group(2))
-    assert collections.Counter(rule for rule, _ in jobs) == stats, log
-    names = {f"{rule}({wildcards})" if wildcards else rule for rule, wildcards in jobs}
-    assert len(names) == len(jobs), f"a job was printed twice:\n{log}"
-    return names - {"all"}
 
 
 def planned(workdir: Path, **changes: str) -> set[str]:

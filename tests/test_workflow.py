@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, snakemake
-from idx_server import serve_folder, write_fake_mnist
+from conftest import copy_workflow, jobs_in, snakemake
+from idx_server import closed_port_url, serve_folder, write_fake_mnist
 
 from aedepth.metrics import METRICS
 from aedepth.summary import SUMMARY_COLUMNS
@@ -183,6 +183,24 @@ def test_download_verifies_trains_and_renders(tmp_path):
             "epochs=1",
             "depths=[1,2]",
         )
+        # Another mirror list: the downloads rerun, but verified bytes are the same bytes,
+        # so nothing downstream of them is stale.
+        configfile = _download_config(
+            tmp_path, [closed_port_url() + "/", f"{base_url}/"], checksums
+        )
+        plan = snakemake(
+            workdir,
+            "-n",
+            "--cores",
+            "2",
+            "--configfile",
+            str(configfile),
+            "--config",
+            "epochs=1",
+            "depths=[1,2]",
+        )
+        planned = {job.split("(")[0] for job in jobs_in(plan.stdout + plan.stderr)}
+        assert planned == {"download_idx"}, plan.stdout
     for name, md5 in checksums.items():
         raw = (workdir / "results/data/idx" / name).read_bytes()
         assert hashlib.md5(raw).hexdigest() == md5
