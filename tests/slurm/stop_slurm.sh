@@ -40,19 +40,26 @@ if [ -s "$CONF" ]; then
 fi
 
 # ------------------------------------------------------------------ 2. daemons
+# running NAME PID: PID is alive, not a zombie, and still the daemon we started
+# (its command name matches), so a recycled PID is never signalled.
+running() {
+  local stat
+  stat=$(cat "/proc/$2/stat" 2>/dev/null) || return 1
+  [[ "$stat" == *"($1) "[!Z]* ]]
+}
 rc=0
 if [ -s "$PIDS" ]; then
   tac "$PIDS" | while read -r name pid; do
     [ -n "${pid:-}" ] || continue
-    kill -0 "$pid" 2>/dev/null || { log "$name ($pid) already gone"; continue; }
+    running "$name" "$pid" || { log "$name ($pid) already gone"; continue; }
     kill -TERM "$pid" && log "TERM $name ($pid)"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
+    for _ in $(seq 100); do running "$name" "$pid" || break; sleep 0.2; done
+    if running "$name" "$pid"; then
       kill -KILL "$pid"; log "KILL $name ($pid)"; sleep 0.5
     fi
   done
   while read -r name pid; do
-    if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then log "ERROR: $name ($pid) still alive"; rc=1; fi
+    if [ -n "${pid:-}" ] && running "$name" "$pid"; then log "ERROR: $name ($pid) still alive"; rc=1; fi
   done < "$PIDS"
   [ "$rc" = 0 ] && : > "$PIDS"
 else

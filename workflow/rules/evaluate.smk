@@ -2,6 +2,7 @@
 
 
 localrules:
+    summarize,
     summary_table,
 
 
