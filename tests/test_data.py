@@ -104,9 +104,10 @@ def test_download_falls_back_to_second_mirror(served, fault, first_mirror_reques
     folder, md5s = served
     first_log, second_log = [], []
     status = {GZ_PATH: int(fault)} if fault != "closed" else {}
-    with serve_folder(folder, status=status, requests=first_log) as bad, serve_folder(
-        folder, requests=second_log
-    ) as good:
+    with (
+        serve_folder(folder, status=status, requests=first_log) as bad,
+        serve_folder(folder, requests=second_log) as good,
+    ):
         first = closed_port_url() if fault == "closed" else bad
         got = data.download_idx(NAME, [first, good], md5s[NAME], retries=3, **FAST)
     assert got == expected_raw()
@@ -140,8 +141,9 @@ def test_download_corrupt_only_mirror(served, caplog):
     gz = folder / f"{NAME}.gz"
     gz.write_bytes(gzip.compress(expected_raw()[:-1] + b"\xff", mtime=0))  # flip the last pixel
     requests = []
-    with serve_folder(folder, requests=requests) as url, caplog.at_level(
-        logging.WARNING, "aedepth.data"
+    with (
+        serve_folder(folder, requests=requests) as url,
+        caplog.at_level(logging.WARNING, "aedepth.data"),
     ):
         with pytest.raises(DataError) as info:
             data.download_idx(NAME, [url], md5s[NAME], retries=3, **FAST)
