@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,16 @@ import jsonschema
 import yaml
 
 DATA_SOURCES = ("download", "sample")
+# Scientific notation without a dot, e.g. 1e-3: YAML 1.1 (PyYAML, hence Snakemake) reads it as text.
+_EXPONENT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+# JSON Schema counts 2.0 as an integer, but range(2.0) and "depth2.0_seed0" break: only true ints.
+_StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 
 
 class ConfigError(ValueError):
@@ -40,7 +52,8 @@ def _parse_scalar(item: Any) -> Any:
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """Raise ConfigError for the first schema violation or cross-key inconsistency."""
-    validator = jsonschema.Draft202012Validator(schema)
+    _reject_non_finite(config, schema)
+    validator = _StrictValidator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(_describe(error, schema))
@@ -59,6 +72,22 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
                 "folder: give a folder that holds the four MNIST IDX files"
             )
         idx_paths(source, list(config["checksums"]))
+
+
+def _reject_non_finite(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """nan and inf slip through every minimum/maximum check (nan <= 0 is False): refuse them."""
+    for key, value in config.items():
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            if isinstance(item, float) and not math.isfinite(item):
+                where = f"{key}[{index}]" if isinstance(value, list) else key
+                raise ConfigError(
+                    f"config key '{where}' = {item} is not a finite number: use {_allowed(key, schema)}"
+                )
+
+
+def _allowed(key: str, schema: dict[str, Any]) -> str:
+    return schema["properties"].get(key, {}).get("description", "see config.yaml")
 
 
 def idx_paths(folder: str | Path, names: list[str]) -> list[Path]:
@@ -91,8 +120,28 @@ def _describe(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
         return f"config is missing {error.message.split(' is a required')[0]}: add it (see config.yaml)"
     key = str(path[0])
     where = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1:])
-    allowed = schema["properties"].get(key, {}).get("description", "see config.yaml")
-    return f"config key '{where}' = {error.instance!r} is invalid ({error.message}): use {allowed}"
+    reason = error.message
+    if (
+        error.validator == "type"
+        and isinstance(error.instance, str)
+        and _EXPONENT_TEXT.match(error.instance)
+    ):
+        reason += f"; YAML reads {error.instance} as text, write {_yaml_number(error)}"
+    return f"config key '{where}' = {error.instance!r} is invalid ({reason}): use {_allowed(key, schema)}"
+
+
+def _yaml_number(error: jsonschema.ValidationError) -> str:
+    """How to spell the number `error.instance` (e.g. '1e-3') so that YAML reads a number."""
+    value = float(error.instance)
+    if error.validator_value == "integer" and value.is_integer():
+        return str(int(value))
+    # PyYAML's float needs a dot in the mantissa and a sign in the exponent.
+    mantissa, exponent = re.split("[eE]", error.instance)
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}"
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:

@@ -32,7 +32,9 @@ def job_log(log_path: str | Path):
             yield
         except UserFacingError as error:
             logging.getLogger("aedepth").error("%s", error)
-            print(f"aedepth error: {error}", file=terminal, flush=True)
+            # One write call: lines of jobs failing at once must not interleave on the terminal.
+            terminal.write(f"aedepth error: {error}\n")
+            terminal.flush()
             sys.exit(1)
         except Exception:
             logging.getLogger("aedepth").exception("job failed")

@@ -1,0 +1,305 @@
+"""Unit tests of aedepth.config: every bad value gets one exact line naming the key and what it accepts.
+
+The same mistakes made through the real `snakemake` command line are in test_faults.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import yaml
+from conftest import REPO
+from idx_server import write_fake_mnist
+
+from aedepth.config import (
+    ConfigError,
+    coerce_cli_lists,
+    encoder_widths,
+    idx_paths,
+    load_schema,
+    model_id,
+    validate_config,
+)
+
+SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
+ALL_KEYS = (
+    "batch_size, checksums, depths, device, download_retries, download_timeout, epochs, "
+    "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dim, learning_rate, mirrors, "
+    "plot_digits, plot_dpi, sample_test_fraction, seeds, source, trustworthiness_neighbors, "
+    "trustworthiness_samples"
+)
+DEPTHS_ALLOWED = "use a non-empty list of distinct integers >= 1, e.g. [1, 2, 3]"
+SEEDS_ALLOWED = "use a non-empty list of distinct integers >= 0, e.g. [0, 1, 2]"
+MIRRORS_ALLOWED = "use a non-empty list of http(s) URLs, each the folder holding the *.gz IDX files"
+
+
+def config_with(**changes):
+    config = copy.deepcopy(DEFAULTS)
+    config.update(changes)
+    return coerce_cli_lists(config)
+
+
+def error_of(config) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_shipped_config_is_valid():
+    validate_config(coerce_cli_lists(DEFAULTS), SCHEMA)
+
+
+def test_every_schema_property_names_what_it_accepts():
+    # Error messages quote the description as the allowed values.
+    assert set(SCHEMA["properties"]) == set(DEFAULTS) == set(SCHEMA["required"])
+    for key, spec in SCHEMA["properties"].items():
+        assert spec.get("description"), key
+
+
+# (changes to the shipped config, the exact one-line message)
+BAD_CONFIGS = {
+    "typo epoch": (
+        {"epoch": 5},
+        f"unknown config key(s) 'epoch': allowed keys are {ALL_KEYS}",
+    ),
+    "two typos": (
+        {"seed": [1], "lr": 0.1},
+        f"unknown config key(s) 'lr', 'seed': allowed keys are {ALL_KEYS}",
+    ),
+    "depth 0": (
+        {"depths": [0]},
+        "config key 'depths[0]' = 0 is invalid (0 is less than the minimum of 1): "
+        + DEPTHS_ALLOWED,
+    ),
+    "depth negative": (
+        {"depths": [1, -2]},
+        "config key 'depths[1]' = -2 is invalid (-2 is less than the minimum of 1): "
+        + DEPTHS_ALLOWED,
+    ),
+    "depths empty": (
+        {"depths": []},
+        "config key 'depths' = [] is invalid ([] should be non-empty): " + DEPTHS_ALLOWED,
+    ),
+    "depths duplicated": (
+        {"depths": [1, 2, 1]},
+        "config key 'depths' = [1, 2, 1] is invalid ([1, 2, 1] has non-unique elements): "
+        + DEPTHS_ALLOWED,
+    ),
+    "depths not a list": (
+        {"depths": 2},
+        "config key 'depths' = 2 is invalid (2 is not of type 'array'): " + DEPTHS_ALLOWED,
+    ),
+    "depth a float": (
+        {"depths": [1.0, 2]},
+        "config key 'depths[0]' = 1.0 is invalid (1.0 is not of type 'integer'): " + DEPTHS_ALLOWED,
+    ),
+    "hidden_sizes too short": (
+        {"hidden_sizes": [500, 300]},
+        "config key 'hidden_sizes' has 2 widths but 'depths' asks for depth 3: "
+        "give at least 3 widths or drop that depth",
+    ),
+    "hidden size 0": (
+        {"hidden_sizes": [500, 0, 100]},
+        "config key 'hidden_sizes[1]' = 0 is invalid (0 is less than the minimum of 1): "
+        "use a list of layer widths >= 1, at least as long as the largest depth",
+    ),
+    "latent_dim 0": (
+        {"latent_dim": 0},
+        "config key 'latent_dim' = 0 is invalid (0 is less than the minimum of 1): "
+        "use an integer >= 1",
+    ),
+    "epochs 0": (
+        {"epochs": 0},
+        "config key 'epochs' = 0 is invalid (0 is less than the minimum of 1): use an integer >= 1",
+    ),
+    "epochs negative": (
+        {"epochs": -3},
+        "config key 'epochs' = -3 is invalid (-3 is less than the minimum of 1): "
+        "use an integer >= 1",
+    ),
+    "epochs a float": (
+        {"epochs": 2.0},
+        "config key 'epochs' = 2.0 is invalid (2.0 is not of type 'integer'): use an integer >= 1",
+    ),
+    "epochs a bool": (
+        {"epochs": True},
+        "config key 'epochs' = True is invalid (True is not of type 'integer'): "
+        "use an integer >= 1",
+    ),
+    "batch_size 0": (
+        {"batch_size": 0},
+        "config key 'batch_size' = 0 is invalid (0 is less than the minimum of 1): "
+        "use an integer >= 1",
+    ),
+    "learning_rate 0": (
+        {"learning_rate": 0},
+        "config key 'learning_rate' = 0 is invalid "
+        "(0 is less than or equal to the minimum of 0): use a number > 0",
+    ),
+    "learning_rate negative": (
+        {"learning_rate": -0.001},
+        "config key 'learning_rate' = -0.001 is invalid "
+        "(-0.001 is less than or equal to the minimum of 0): use a number > 0",
+    ),
+    "learning_rate nan": (
+        {"learning_rate": math.nan},
+        "config key 'learning_rate' = nan is not a finite number: use a number > 0",
+    ),
+    "learning_rate inf": (
+        {"learning_rate": math.inf},
+        "config key 'learning_rate' = inf is not a finite number: use a number > 0",
+    ),
+    "learning_rate as YAML text 1e-3": (
+        {"learning_rate": "1e-3"},
+        "config key 'learning_rate' = '1e-3' is invalid ('1e-3' is not of type 'number'; "
+        "YAML reads 1e-3 as text, write 1.0e-3): use a number > 0",
+    ),
+    "batch_size as YAML text 1e3": (
+        {"batch_size": "1e3"},
+        "config key 'batch_size' = '1e3' is invalid ('1e3' is not of type 'integer'; "
+        "YAML reads 1e3 as text, write 1000): use an integer >= 1",
+    ),
+    "sample_test_fraction nan": (
+        {"sample_test_fraction": math.nan},
+        "config key 'sample_test_fraction' = nan is not a finite number: "
+        "use a fraction strictly between 0 and 1",
+    ),
+    "source missing folder": (
+        {"source": "/no/such/folder"},
+        "config key 'source' = '/no/such/folder' is neither 'download', 'sample' nor an "
+        "existing folder: give a folder that holds the four MNIST IDX files",
+    ),
+    "source empty": (
+        {"source": ""},
+        "config key 'source' = '' is invalid ('' should be non-empty): use 'download', 'sample', "
+        "or the path of an existing folder holding the four IDX files",
+    ),
+    "mirror ftp": (
+        {"mirrors": ["ftp://example.org/mnist/"]},
+        "config key 'mirrors[0]' = 'ftp://example.org/mnist/' is invalid "
+        "('ftp://example.org/mnist/' does not match '^https?://\\\\S+$'): " + MIRRORS_ALLOWED,
+    ),
+    "mirror not a URL": (
+        {"mirrors": ["https://ok.example/", "example.org/mnist"]},
+        "config key 'mirrors[1]' = 'example.org/mnist' is invalid "
+        "('example.org/mnist' does not match '^https?://\\\\S+$'): " + MIRRORS_ALLOWED,
+    ),
+    "mirrors empty": (
+        {"mirrors": []},
+        "config key 'mirrors' = [] is invalid ([] should be non-empty): " + MIRRORS_ALLOWED,
+    ),
+    "seed text": (
+        {"seeds": ["a"]},
+        "config key 'seeds[0]' = 'a' is invalid ('a' is not of type 'integer'): " + SEEDS_ALLOWED,
+    ),
+    "seed float": (
+        {"seeds": [0, 1.5]},
+        "config key 'seeds[1]' = 1.5 is invalid (1.5 is not of type 'integer'): " + SEEDS_ALLOWED,
+    ),
+    "seed negative": (
+        {"seeds": [-1]},
+        "config key 'seeds[0]' = -1 is invalid (-1 is less than the minimum of 0): "
+        + SEEDS_ALLOWED,
+    ),
+    "seeds duplicated": (
+        {"seeds": [0, 0]},
+        "config key 'seeds' = [0, 0] is invalid ([0, 0] has non-unique elements): " + SEEDS_ALLOWED,
+    ),
+    "device unknown": (
+        {"device": "tpu"},
+        "config key 'device' = 'tpu' is invalid ('tpu' is not one of ['auto', 'cpu', 'cuda']): "
+        "use one of auto, cpu, cuda",
+    ),
+    "checksum not md5": (
+        {"checksums": DEFAULTS["checksums"] | {"t10k-labels-idx1-ubyte": "abc"}},
+        "config key 'checksums.t10k-labels-idx1-ubyte' = 'abc' is invalid "
+        "('abc' does not match '^[0-9a-fA-F]{32}$'): "
+        "use the MD5 (32 hex digits) of each of the four decompressed IDX files",
+    ),
+}
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_bad_config_gets_one_exact_line(changes, message):
+    assert error_of(config_with(**changes)) == message
+
+
+def test_missing_key_is_named():
+    config = config_with()
+    del config["latent_dim"]
+    assert error_of(config) == "config is missing 'latent_dim': add it (see config.yaml)"
+
+
+def test_source_folder_without_idx_files(tmp_path):
+    write_fake_mnist(tmp_path, gz=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    (tmp_path / "train-images-idx3-ubyte").unlink()
+    assert error_of(config_with(source=str(tmp_path))) == (
+        f"config key 'source' = '{tmp_path}' lacks train-images-idx3-ubyte, "
+        "t10k-labels-idx1-ubyte (raw or .gz): put the four MNIST IDX files there, "
+        "or use source: download or sample"
+    )
+
+
+def test_source_a_file_not_a_folder(tmp_path):
+    path = tmp_path / "mnist.gz"
+    path.write_bytes(b"")
+    assert "is neither 'download', 'sample' nor an existing folder" in error_of(
+        config_with(source=str(path))
+    )
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_source_folder_with_raw_or_gz_files_is_valid(tmp_path, gz):
+    write_fake_mnist(tmp_path, gz=gz)
+    validate_config(config_with(source=str(tmp_path)), SCHEMA)
+    suffix = ".gz" if gz else ""
+    assert idx_paths(tmp_path, list(DEFAULTS["checksums"])) == [
+        tmp_path / f"{name}{suffix}" for name in DEFAULTS["checksums"]
+    ]
+
+
+def test_good_variants_are_accepted():
+    validate_config(
+        config_with(
+            source="sample",
+            depths=[4, 1],
+            hidden_sizes=[8, 8, 8, 8],
+            seeds=[0, 7, 2**31],
+            learning_rate=1,
+            device="cpu",
+            mirrors=["http://127.0.0.1:8000/", "https://example.org/a/b/"],
+        ),
+        SCHEMA,
+    )
+
+
+def test_cli_list_items_are_parsed_back_to_numbers():
+    # `snakemake --config depths=[1,2,4] seeds=[0,1]` delivers lists of strings.
+    cli = {"depths": ["1", "2", "4"], "seeds": ["0", "1"], "hidden_sizes": ["8", "8", "8", "8"]}
+    coerced = coerce_cli_lists(DEFAULTS | cli)
+    assert coerced["depths"] == [1, 2, 4] and coerced["seeds"] == [0, 1]
+    assert all(type(item) is int for item in coerced["depths"] + coerced["hidden_sizes"])
+    validate_config(coerced, SCHEMA)
+    # text that is not a number stays text (and is then rejected by the schema), URLs survive
+    assert coerce_cli_lists({"seeds": ["a", "true", "1.5"]}) == {"seeds": ["a", "true", 1.5]}
+    assert coerce_cli_lists({"mirrors": ["http://x/"]}) == {"mirrors": ["http://x/"]}
+    # the original config is not modified
+    assert cli["depths"] == ["1", "2", "4"]
+
+
+@pytest.mark.parametrize("text", ["1e-3", "5E-4", "1e3", "2.5e2"])
+def test_suggested_spelling_of_exponents_is_a_yaml_float(text):
+    message = error_of(config_with(learning_rate=text))
+    suggestion = message.split(" as text, write ")[1].split(")")[0]
+    assert yaml.safe_load(f"x: {suggestion}")["x"] == float(text)
+
+
+def test_helpers():
+    assert model_id(3, 1) == "depth3_seed1"
+    assert encoder_widths([500, 300, 100], 2) == [500, 300]
