@@ -16,6 +16,7 @@ from idx_server import write_fake_mnist
 from aedepth.config import (
     ConfigError,
     coerce_cli_lists,
+    data_settings,
     encoder_widths,
     idx_paths,
     load_schema,
@@ -26,14 +27,18 @@ from aedepth.config import (
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
 ALL_KEYS = (
-    "batch_size, checksums, depths, device, download_retries, download_timeout, epochs, "
-    "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dim, learning_rate, mirrors, "
-    "plot_digits, plot_dpi, sample_test_fraction, seeds, source, trustworthiness_neighbors, "
-    "trustworthiness_samples"
+    "batch_size, checksums, dataset, datasets, depths, device, download_retries, "
+    "download_timeout, early_stopping_patience, epochs, hidden_sizes, kmeans_clusters, "
+    "knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, plot_dpi, "
+    "sample_test_fraction, seeds, source, trustworthiness_neighbors, trustworthiness_samples"
 )
+MNIST_MD5 = DEFAULTS["datasets"]["mnist"]["checksums"]
 DEPTHS_ALLOWED = "use a non-empty list of distinct integers >= 1, e.g. [1, 2, 3]"
 SEEDS_ALLOWED = "use a non-empty list of distinct integers >= 0, e.g. [0, 1, 2]"
-MIRRORS_ALLOWED = "use a non-empty list of http(s) URLs, each the folder holding the *.gz IDX files"
+MIRRORS_ALLOWED = (
+    "use [] (the dataset's own mirrors) or a list of http(s) URLs, "
+    "each the folder holding the *.gz IDX files"
+)
 
 
 def config_with(**changes):
@@ -108,10 +113,15 @@ BAD_CONFIGS = {
         "config key 'hidden_sizes[1]' = 0 is invalid (0 is less than the minimum of 1): "
         "use a list of layer widths >= 1, at least as long as the largest depth",
     ),
-    "latent_dim 0": (
-        {"latent_dim": 0},
-        "config key 'latent_dim' = 0 is invalid (0 is less than the minimum of 1): "
-        "use an integer >= 1",
+    "latent size 0": (
+        {"latent_dims": [2, 0]},
+        "config key 'latent_dims[1]' = 0 is invalid (0 is less than the minimum of 1): "
+        "use a non-empty list of distinct integers >= 1, e.g. [2] or [2, 8]",
+    ),
+    "early stopping negative": (
+        {"early_stopping_patience": -1},
+        "config key 'early_stopping_patience' = -1 is invalid (-1 is less than the minimum of 0): "
+        "use an integer >= 0 (0: train all epochs)",
     ),
     "epochs 0": (
         {"epochs": 0},
@@ -172,7 +182,7 @@ BAD_CONFIGS = {
     "source missing folder": (
         {"source": "/no/such/folder"},
         "config key 'source' = '/no/such/folder' is neither 'download', 'sample' nor an "
-        "existing folder: give a folder that holds the four MNIST IDX files",
+        "existing folder: give a folder that holds the four IDX files",
     ),
     "source empty": (
         {"source": ""},
@@ -188,10 +198,6 @@ BAD_CONFIGS = {
         {"mirrors": ["https://ok.example/", "example.org/mnist"]},
         "config key 'mirrors[1]' = 'example.org/mnist' is invalid "
         "('example.org/mnist' does not match '^https?://\\\\S+$'): " + MIRRORS_ALLOWED,
-    ),
-    "mirrors empty": (
-        {"mirrors": []},
-        "config key 'mirrors' = [] is invalid ([] should be non-empty): " + MIRRORS_ALLOWED,
     ),
     "seed text": (
         {"seeds": ["a"]},
@@ -216,10 +222,11 @@ BAD_CONFIGS = {
         "use one of auto, cpu, cuda",
     ),
     "checksum not md5": (
-        {"checksums": DEFAULTS["checksums"] | {"t10k-labels-idx1-ubyte": "abc"}},
+        {"checksums": MNIST_MD5 | {"t10k-labels-idx1-ubyte": "abc"}},
         "config key 'checksums.t10k-labels-idx1-ubyte' = 'abc' is invalid "
         "('abc' does not match '^[0-9a-fA-F]{32}$'): "
-        "use the MD5 (32 hex digits) of each of the four decompressed IDX files",
+        "use {} (the dataset's own checksums) or the MD5 (32 hex digits) of each of the four "
+        "decompressed IDX files",
     ),
 }
 
@@ -231,8 +238,8 @@ def test_bad_config_gets_one_exact_line(changes, message):
 
 def test_missing_key_is_named():
     config = config_with()
-    del config["latent_dim"]
-    assert error_of(config) == "config is missing 'latent_dim': add it (see config.yaml)"
+    del config["latent_dims"]
+    assert error_of(config) == "config is missing 'latent_dims': add it (see config.yaml)"
 
 
 def test_source_folder_without_idx_files(tmp_path):
@@ -241,7 +248,7 @@ def test_source_folder_without_idx_files(tmp_path):
     (tmp_path / "train-images-idx3-ubyte").unlink()
     assert error_of(config_with(source=str(tmp_path))) == (
         f"config key 'source' = '{tmp_path}' lacks train-images-idx3-ubyte, "
-        "t10k-labels-idx1-ubyte (raw or .gz): put the four MNIST IDX files there, "
+        "t10k-labels-idx1-ubyte (raw or .gz): put the four IDX files there, "
         "or use source: download or sample"
     )
 
@@ -259,8 +266,8 @@ def test_source_folder_with_raw_or_gz_files_is_valid(tmp_path, gz):
     write_fake_mnist(tmp_path, gz=gz)
     validate_config(config_with(source=str(tmp_path)), SCHEMA)
     suffix = ".gz" if gz else ""
-    assert idx_paths(tmp_path, list(DEFAULTS["checksums"])) == [
-        tmp_path / f"{name}{suffix}" for name in DEFAULTS["checksums"]
+    assert idx_paths(tmp_path, list(MNIST_MD5)) == [
+        tmp_path / f"{name}{suffix}" for name in MNIST_MD5
     ]
 
 
@@ -301,5 +308,25 @@ def test_suggested_spelling_of_exponents_is_a_yaml_float(text):
 
 
 def test_helpers():
-    assert model_id(3, 1) == "depth3_seed1"
+    assert model_id(3, 2, 1) == "depth3_dim2_seed1"
     assert encoder_widths([500, 300, 100], 2) == [500, 300]
+
+
+def test_dataset_settings_and_overrides():
+    mnist = data_settings(config_with())
+    assert mnist["mirrors"][0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    assert mnist["checksums"]["train-images-idx3-ubyte"] == "6bbc9ace898e44ae57da46a324031adb"
+    assert mnist["classes"][3] == "3"
+    fashion = data_settings(config_with(dataset="fashion-mnist"))
+    assert fashion["checksums"]["t10k-labels-idx1-ubyte"] == "15d484375f8d13e6eb1aabb0c3f46965"
+    assert fashion["classes"][9] == "Ankle boot"
+    local = config_with(mirrors=["http://127.0.0.1:8000/"], checksums=MNIST_MD5 | {})
+    assert data_settings(local)["mirrors"] == ["http://127.0.0.1:8000/"]
+    validate_config(local, SCHEMA)
+
+
+def test_unknown_dataset_is_named():
+    assert error_of(config_with(dataset="cifar")) == (
+        "config key 'dataset' = 'cifar' is not listed under 'datasets': "
+        "use one of mnist, fashion-mnist"
+    )

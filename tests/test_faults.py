@@ -38,15 +38,15 @@ from aedepth.train import TrainingDiverged, train
 
 SAMPLE = ("--cores", "2", "--config", "source=sample")
 DATASET = "results/data/dataset.npz"
-WEIGHTS = "results/models/depth1_seed0/model.pt"
+WEIGHTS = "results/models/depth1_dim2_seed0/model.pt"
 OFFLINE_HINT = (
     "or work offline with --config source=sample or source=/path/to/folder/with/idx/files"
 )
 ALL_KEYS = (
-    "batch_size, checksums, depths, device, download_retries, download_timeout, epochs, "
-    "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dim, learning_rate, mirrors, "
-    "plot_digits, plot_dpi, sample_test_fraction, seeds, source, trustworthiness_neighbors, "
-    "trustworthiness_samples"
+    "batch_size, checksums, dataset, datasets, depths, device, download_retries, "
+    "download_timeout, early_stopping_patience, epochs, hidden_sizes, kmeans_clusters, "
+    "knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, plot_dpi, "
+    "sample_test_fraction, seeds, source, trustworthiness_neighbors, trustworthiness_samples"
 )
 
 
@@ -96,10 +96,10 @@ BAD_CLI_CONFIGS = {
         "aedepth: config key 'hidden_sizes' has 3 widths but 'depths' asks for depth 4: "
         "give at least 4 widths or drop that depth",
     ),
-    "latent_dim=0": (
-        ["latent_dim=0"],
-        "aedepth: config key 'latent_dim' = 0 is invalid (0 is less than the minimum of 1): "
-        "use an integer >= 1",
+    "latent_dims=[0]": (
+        ["latent_dims=[0]"],
+        "aedepth: config key 'latent_dims[0]' = 0 is invalid (0 is less than the minimum of 1): "
+        "use a non-empty list of distinct integers >= 1, e.g. [2] or [2, 8]",
     ),
     "epochs=0": (
         ["epochs=0"],
@@ -138,19 +138,21 @@ BAD_CLI_CONFIGS = {
     "source missing folder": (
         ["source=/no/such/mnist"],
         "aedepth: config key 'source' = '/no/such/mnist' is neither 'download', 'sample' nor an "
-        "existing folder: give a folder that holds the four MNIST IDX files",
+        "existing folder: give a folder that holds the four IDX files",
     ),
     "mirrors=[ftp://...]": (
         ["source=download", "mirrors=[ftp://example.org/mnist/]"],
         "aedepth: config key 'mirrors[0]' = 'ftp://example.org/mnist/' is invalid "
         "('ftp://example.org/mnist/' does not match '^https?://\\\\S+$'): "
-        "use a non-empty list of http(s) URLs, each the folder holding the *.gz IDX files",
+        "use [] (the dataset's own mirrors) or a list of http(s) URLs, "
+        "each the folder holding the *.gz IDX files",
     ),
     "mirrors=[example.org/mnist]": (
         ["source=download", "mirrors=[example.org/mnist]"],
         "aedepth: config key 'mirrors[0]' = 'example.org/mnist' is invalid "
         "('example.org/mnist' does not match '^https?://\\\\S+$'): "
-        "use a non-empty list of http(s) URLs, each the folder holding the *.gz IDX files",
+        "use [] (the dataset's own mirrors) or a list of http(s) URLs, "
+        "each the folder holding the *.gz IDX files",
     ),
     "seeds=[zero]": (
         ["seeds=[zero]"],
@@ -208,8 +210,8 @@ def test_cli_lists_of_numbers_are_accepted(workflow_dir):
     planned = output_of(run)
     for depth in (1, 2, 4):
         for seed in (0, 3):
-            assert f"results/models/depth{depth}_seed{seed}/model.pt" in planned
-    assert "depth3_seed" not in planned
+            assert f"results/models/depth{depth}_dim2_seed{seed}/model.pt" in planned
+    assert "depth3_dim2_seed" not in planned
     assert not (workflow_dir / "results").exists()
 
 
@@ -426,7 +428,7 @@ def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
 
 
 def history_and_weights(workdir: Path):
-    folder = workdir / "results/models/depth1_seed0"
+    folder = workdir / "results/models/depth1_dim2_seed0"
     history = pd.read_csv(folder / "history.csv")[["epoch", "train_loss", "val_loss"]]
     return history, torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
 
@@ -434,7 +436,7 @@ def history_and_weights(workdir: Path):
 @pytest.mark.workflow
 def test_sigkilled_training_resumes_to_the_same_result(tmp_path):
     killed = copy_workflow(tmp_path / "killed")
-    train_log = killed / "results/logs/train/depth1_seed0.log"
+    train_log = killed / "results/logs/train/depth1_dim2_seed0.log"
     checkpoint = killed / (WEIGHTS + ".checkpoint")
     run = start_snakemake(killed, WEIGHTS, "--cores", "2", *TRAIN_ARGS)
     wait_for(
@@ -487,7 +489,7 @@ def test_diverging_loss_stops_the_job_naming_the_epoch(workflow_dir):
         "lower learning_rate (or batch_size) and run again"
     ]
     assert not (workflow_dir / WEIGHTS).exists()
-    assert not (workflow_dir / "results/models/depth1_seed0/history.csv").exists()
+    assert not (workflow_dir / "results/models/depth1_dim2_seed0/history.csv").exists()
 
 
 def test_loss_turning_nan_later_names_that_epoch_and_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -632,6 +634,6 @@ def test_second_snakemake_is_refused_by_the_lock(workflow_dir):
     assert still_running, "the first run ended before the second started: test inconclusive"
     assert first.returncode == 0, out + err
     assert "steps (100%) done" in out + err
-    history = pd.read_csv(workflow_dir / "results/models/depth1_seed0/history.csv")
+    history = pd.read_csv(workflow_dir / "results/models/depth1_dim2_seed0/history.csv")
     assert history["epoch"].tolist() == [1, 2, 3]
     assert not (workflow_dir / (WEIGHTS + ".checkpoint")).exists()

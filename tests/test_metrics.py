@@ -97,13 +97,13 @@ def record(model, depth, seed, knn):
 def test_summary_table_orders_rows_and_columns():
     records = [
         record("pca", None, None, 0.4),
-        record("depth2_seed1", 2, 1, 0.8),
-        record("depth1_seed0", 1, 0, 0.6),
-        record("depth2_seed0", 2, 0, 0.7),
+        record("depth2_dim2_seed1", 2, 1, 0.8),
+        record("depth1_dim2_seed0", 1, 0, 0.6),
+        record("depth2_dim2_seed0", 2, 0, 0.7),
     ]
     table = summary_table(records)
     assert list(table.columns) == list(SUMMARY_COLUMNS)
-    assert table["model"].tolist() == ["depth1_seed0", "depth2_seed0", "depth2_seed1", "pca"]
+    assert table["model"].tolist() == ["depth1_dim2_seed0", "depth2_dim2_seed0", "depth2_dim2_seed1", "pca"]
     assert pd.isna(table["depth"].iloc[-1]) and table["depth"].dtype == "Int64"
 
 
@@ -114,4 +114,4 @@ def test_representatives_pick_the_median_seed_per_depth():
         record("c", 1, 2, 0.2),
         record("d", 2, 0, 0.9),
     ]
-    assert representatives(records) == {1: 2, 2: 3}
+    assert representatives(records) == {(2, 1): 2, (2, 2): 3}

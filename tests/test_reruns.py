@@ -25,22 +25,29 @@ pytestmark = pytest.mark.workflow
 # The study every test starts from: depths 1 and 3 of the default hidden_sizes [500, 300, 100],
 # so depth 1 trains with widths [500] and depth 3 with [500, 300, 100]; depth 2 is left out
 # so that adding it is a change of its own.
-BASE_CONFIG = {"source": "sample", "epochs": "1", "depths": "[1,3]"}
+BASE_CONFIG = {"source": "sample", "epochs": "1", "depths": "[1,3]", "seeds": "[0]"}
 
 
 def model_chain(depth: int) -> set[str]:
     """Every job of one depth: its model, latents, metrics and per-depth figures."""
     return {
-        f"train(depth={depth}, seed=0)",
-        f"embed(depth={depth}, seed=0)",
-        f"evaluate(depth={depth}, seed=0)",
-        f"plot_reconstructions(depth={depth})",
-        f"plot_latent(depth={depth})",
+        f"train(depth={depth}, latent=2, seed=0)",
+        f"embed(depth={depth}, latent=2, seed=0)",
+        f"evaluate(depth={depth}, latent=2, seed=0)",
+        f"plot_reconstructions(depth={depth}, latent=2)",
+        f"plot_latent(depth={depth}, latent=2)",
     }
 
 
 # The jobs that read every model: they rerun when any one model changes.
-AGGREGATES = {"summarize", "summary_table", "plot_combined", "plot_metrics", "plot_training"}
+AGGREGATES = {
+    "summarize",
+    "summary_table",
+    "compare_depths",
+    "plot_combined",
+    "plot_metrics",
+    "plot_training",
+}
 
 
 def config_args(**changes: str) -> list[str]:
@@ -69,7 +76,10 @@ def study(tmp_path_factory) -> Path:
     """One finished study (depths 1 and 3, one epoch) shared by the whole module: read only."""
     workdir = copy_workflow(tmp_path_factory.mktemp("reruns") / "study")
     built = executed(workdir)
-    assert built == model_chain(1) | model_chain(3) | AGGREGATES | {"prepare_data", "pca_baseline"}
+    assert built == model_chain(1) | model_chain(3) | AGGREGATES | {
+        "prepare_data",
+        "pca_baseline(latent=2)",
+    }
     return workdir
 
 
@@ -119,19 +129,19 @@ def test_an_unused_hidden_size_reruns_nothing(study):
 
 def test_plot_digits_reruns_only_the_reconstruction_figures(study):
     assert planned(study, plot_digits="5") == {
-        "plot_reconstructions(depth=1)",
-        "plot_reconstructions(depth=3)",
+        "plot_reconstructions(depth=1, latent=2)",
+        "plot_reconstructions(depth=3, latent=2)",
         "plot_combined",
     }
 
 
 def test_plot_dpi_reruns_only_the_figures(study):
     assert planned(study, plot_dpi="80") == {
-        "plot_reconstructions(depth=1)",
-        "plot_reconstructions(depth=3)",
+        "plot_reconstructions(depth=1, latent=2)",
+        "plot_reconstructions(depth=3, latent=2)",
         "plot_combined",
-        "plot_latent(depth=1)",
-        "plot_latent(depth=3)",
+        "plot_latent(depth=1, latent=2)",
+        "plot_latent(depth=3, latent=2)",
         "plot_metrics",
         "plot_training",
     }
@@ -139,16 +149,17 @@ def test_plot_dpi_reruns_only_the_figures(study):
 
 def test_a_metric_setting_reruns_metrics_and_their_users(study):
     assert planned(study, knn_neighbors="7") == {
-        "evaluate(depth=1, seed=0)",
-        "evaluate(depth=3, seed=0)",
-        "pca_baseline",
+        "evaluate(depth=1, latent=2, seed=0)",
+        "evaluate(depth=3, latent=2, seed=0)",
+        "pca_baseline(latent=2)",
         "summarize",
         "summary_table",
-        "plot_reconstructions(depth=1)",  # the seed shown is chosen by kNN accuracy
-        "plot_reconstructions(depth=3)",
+        "compare_depths",
+        "plot_reconstructions(depth=1, latent=2)",  # the seed shown is chosen by kNN accuracy
+        "plot_reconstructions(depth=3, latent=2)",
         "plot_combined",
-        "plot_latent(depth=1)",
-        "plot_latent(depth=3)",
+        "plot_latent(depth=1, latent=2)",
+        "plot_latent(depth=3, latent=2)",
         "plot_metrics",
     }
 
@@ -160,19 +171,20 @@ def test_metrics_code_reruns_only_metrics_jobs_and_what_depends_on_them(study_co
     touch_by_editing(study_copy / "workflow/scripts/aedepth/metrics.py")
     assert planned(study_copy) == {
         # evaluate_latents.py and pca_baseline.py import aedepth.metrics
-        "evaluate(depth=1, seed=0)",
-        "evaluate(depth=3, seed=0)",
-        "pca_baseline",
+        "evaluate(depth=1, latent=2, seed=0)",
+        "evaluate(depth=3, latent=2, seed=0)",
+        "pca_baseline(latent=2)",
         # summarize.py imports aedepth.summary, which imports aedepth.metrics
         "summarize",
         "summary_table",  # reads summary.csv
+        "compare_depths",  # aedepth.stats imports aedepth.metrics
         # every plotting script imports aedepth.plots, which imports aedepth.metrics (METRICS);
         # plot_latent and plot_reconstructions also import aedepth.summary
-        "plot_reconstructions(depth=1)",
-        "plot_reconstructions(depth=3)",
+        "plot_reconstructions(depth=1, latent=2)",
+        "plot_reconstructions(depth=3, latent=2)",
         "plot_combined",
-        "plot_latent(depth=1)",
-        "plot_latent(depth=3)",
+        "plot_latent(depth=1, latent=2)",
+        "plot_latent(depth=3, latent=2)",
         "plot_metrics",
         "plot_training",
     }
@@ -182,11 +194,11 @@ def test_metrics_code_reruns_only_metrics_jobs_and_what_depends_on_them(study_co
 def test_plotting_code_reruns_only_the_figures(study_copy):
     touch_by_editing(study_copy / "workflow/scripts/aedepth/plots.py")
     assert planned(study_copy) == {
-        "plot_reconstructions(depth=1)",
-        "plot_reconstructions(depth=3)",
+        "plot_reconstructions(depth=1, latent=2)",
+        "plot_reconstructions(depth=3, latent=2)",
         "plot_combined",
-        "plot_latent(depth=1)",
-        "plot_latent(depth=3)",
+        "plot_latent(depth=1, latent=2)",
+        "plot_latent(depth=3, latent=2)",
         "plot_metrics",
         "plot_training",
     }
@@ -194,22 +206,26 @@ def test_plotting_code_reruns_only_the_figures(study_copy):
 
 def test_a_script_reruns_only_its_own_jobs(study_copy):
     touch_by_editing(study_copy / "workflow/scripts/plot_latent.py")
-    assert planned(study_copy) == {"plot_latent(depth=1)", "plot_latent(depth=3)"}
+    assert planned(study_copy) == {
+        "plot_latent(depth=1, latent=2)",
+        "plot_latent(depth=3, latent=2)",
+    }
 
 
 # 7. a deleted output, planned and executed ---------------------------------------------------
 
 
 def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
-    latents = study_copy / "results/latents/depth1_seed0.parquet"
+    latents = study_copy / "results/latents/depth1_dim2_seed0.parquet"
     latents.unlink()
     expected = {
-        "embed(depth=1, seed=0)",
-        "evaluate(depth=1, seed=0)",
-        "plot_reconstructions(depth=1)",  # reads depth 1's metrics
-        "plot_latent(depth=1)",
+        "embed(depth=1, latent=2, seed=0)",
+        "evaluate(depth=1, latent=2, seed=0)",
+        "plot_reconstructions(depth=1, latent=2)",  # reads depth 1's metrics
+        "plot_latent(depth=1, latent=2)",
         "summarize",
         "summary_table",
+        "compare_depths",
         "plot_combined",
         "plot_metrics",
     }
@@ -224,10 +240,15 @@ def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
 
 # One sentence of each caption in workflow/report/, as it appears (HTML-escaped) in the report.
 CAPTION_SENTENCES = {
-    "depth1_latent.png": "<strong>Latent space, 1 hidden layer(s).</strong>",
-    "depth3_latent.png": "<strong>Latent space, 3 hidden layer(s).</strong>",
-    "depth1_reconstructions.png": "<strong>Reconstructions, 1 hidden layer(s).</strong>",
-    "depth3_reconstructions.png": "<strong>Reconstructions, 3 hidden layer(s).</strong>",
+    "depth1_dim2_latent.png": "<strong>Latent space, 1 hidden layer(s), latent size 2.</strong>",
+    "depth3_dim2_latent.png": "<strong>Latent space, 3 hidden layer(s), latent size 2.</strong>",
+    "depth1_dim2_reconstructions.png": (
+        "<strong>Reconstructions, 1 hidden layer(s), latent size 2.</strong>"
+    ),
+    "depth3_dim2_reconstructions.png": (
+        "<strong>Reconstructions, 3 hidden layer(s), latent size 2.</strong>"
+    ),
+    "findings.md": "<strong>Findings: does depth improve the latent representation?</strong>",
     "reconstructions.png": "<strong>Reconstructions of every depth, side by side.</strong>",
     "training_curves.png": "<strong>Training curves.</strong>",
     "metrics_vs_depth.png": "<strong>Latent-space metrics against depth.</strong>",
@@ -249,13 +270,13 @@ def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_
     }
     assert shown == {
         "Per depth": {
-            "Depth 1": [
-                "results/figures/depth1_latent.png",
-                "results/figures/depth1_reconstructions.png",
+            "Depth 1, latent size 2": [
+                "results/figures/depth1_dim2_latent.png",
+                "results/figures/depth1_dim2_reconstructions.png",
             ],
-            "Depth 3": [
-                "results/figures/depth3_latent.png",
-                "results/figures/depth3_reconstructions.png",
+            "Depth 3, latent size 2": [
+                "results/figures/depth3_dim2_latent.png",
+                "results/figures/depth3_dim2_reconstructions.png",
             ],
         },
         "Combined": {
@@ -264,6 +285,7 @@ def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_
         "Metrics": {
             "Other": [
                 "results/figures/metrics_vs_depth.png",
+                "results/findings.md",
                 "results/summary.csv",
                 "results/summary.html",
             ]
@@ -278,6 +300,6 @@ def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_
         assert by_name[name]["data_uri"].startswith("data:"), name
     # the summary table is embedded as an HTML page (the report shows those inline)
     table = base64.b64decode(by_name["summary.html"]["data_uri"].split("base64,", 1)[1]).decode()
-    assert "<table" in table and "depth1_seed0" in table and "depth3_seed0" in table
+    assert "<table" in table and "depth1_dim2_seed0" in table and "depth3_dim2_seed0" in table
     # the global description comes from workflow/report/workflow.rst
     assert "How does the number of hidden layers change" in html

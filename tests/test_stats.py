@@ -53,6 +53,7 @@ def models_table(depth2_knn=(0.70, 0.73, 0.75)):
         for seed in range(3):
             row = {m: 0.5 + 0.01 * seed for m in METRICS}  # identical shift: zero difference
             row |= {
+                "latent_dim": 2,
                 "depth": depth,
                 "seed": seed,
                 "knn_accuracy": knn[seed],
@@ -94,13 +95,13 @@ def test_pairs_use_only_shared_seeds():
 
 def test_findings_follow_the_numbers():
     table = models_table()
-    text = findings_markdown(table, depth_comparisons(table), source="sample")
+    text = findings_markdown(table, depth_comparisons(table), data="sample")
     assert "3 seeds per depth" in text
     assert "1 → 2 hidden layers: mixed: better on 1, worse on 1 of 9 metrics" in text
     assert "better: knn_accuracy" in text and "worse: davies_bouldin" in text
 
     flipped = models_table(depth2_knn=(0.50, 0.52, 0.55))
-    other = findings_markdown(flipped, depth_comparisons(flipped), source="sample")
+    other = findings_markdown(flipped, depth_comparisons(flipped), data="sample")
     assert other != text
     assert "worse on 2 of 9 metrics" in other and "better:" not in other
 
@@ -108,6 +109,17 @@ def test_findings_follow_the_numbers():
 def test_findings_with_one_seed_say_so():
     table = models_table()
     table = table[table.seed == 0]
-    text = findings_markdown(table, depth_comparisons(table), source="sample")
+    text = findings_markdown(table, depth_comparisons(table), data="sample")
     assert "1 seed per depth" in text and "single seed" in text
     assert "no clear difference on any of the 9 metrics" in text
+
+
+def test_comparisons_stay_within_one_latent_size():
+    small = models_table()
+    large = models_table(depth2_knn=(0.50, 0.52, 0.55)).assign(latent_dim=8)
+    comparisons = depth_comparisons(pd.concat([small, large]))
+    knn = comparisons[comparisons.metric == "knn_accuracy"].set_index("latent_dim")
+    assert knn.loc[2, "verdict"] == "better" and knn.loc[8, "verdict"] == "worse"
+    assert len(depth_intervals(pd.concat([small, large]))) == 4 * len(METRICS)
+    text = findings_markdown(pd.concat([small, large]), comparisons, data="sample")
+    assert "1 → 2 hidden layers (latent size 8): worse on 2 of 9 metrics" in text

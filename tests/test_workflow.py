@@ -24,6 +24,7 @@ from conftest import copy_workflow, jobs_in, snakemake
 from idx_server import closed_port_url, serve_folder, write_fake_mnist
 
 from aedepth.metrics import METRICS
+from aedepth.stats import COMPARISON_COLUMNS, INTERVAL_COLUMNS, VERDICTS
 from aedepth.summary import SUMMARY_COLUMNS
 
 pytestmark = pytest.mark.workflow
@@ -31,14 +32,19 @@ pytestmark = pytest.mark.workflow
 EPOCHS = 2
 DEPTHS = [1, 2, 3]
 WIDTHS = [500, 300, 100]
-MODELS = [f"depth{d}_seed0" for d in DEPTHS]
+SEEDS = [0, 1]
+KEYS = [(d, s) for d in DEPTHS for s in SEEDS]
+MODELS = [f"depth{d}_dim2_seed{s}" for d, s in KEYS]
+
+
+STUDY_CONFIG = ("source=sample", f"epochs={EPOCHS}", "seeds=[0,1]")
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A finished study on the offline sample: (folder, snakemake's first output)."""
     workdir = copy_workflow(tmp_path_factory.mktemp("sample") / "study")
-    run = snakemake(workdir, "--cores", "2", "--config", "source=sample", f"epochs={EPOCHS}")
+    run = snakemake(workdir, "--cores", "2", "--config", *STUDY_CONFIG)
     return workdir, run
 
 
@@ -52,11 +58,13 @@ def test_dataset_is_the_stratified_sample(study):
 
 def test_models_history_and_hyperparameters(study):
     workdir, _ = study
-    for depth, model in zip(DEPTHS, MODELS):
+    for (depth, seed), model in zip(KEYS, MODELS):
         folder = workdir / "results/models" / model
         hparams = json.loads((folder / "hparams.json").read_text())
         assert hparams["widths"] == WIDTHS[:depth]
-        assert hparams["epochs"] == EPOCHS and hparams["seed"] == 0 and hparams["latent_dim"] == 2
+        assert (
+            hparams["epochs"] == EPOCHS and hparams["seed"] == seed and hparams["latent_dim"] == 2
+        )
         state = torch.load(folder / "model.pt", weights_only=True)
         weight_shapes = [tuple(v.shape) for k, v in state.items() if k.endswith("weight")]
         sizes = [784, *WIDTHS[:depth], 2]
@@ -71,7 +79,7 @@ def test_models_history_and_hyperparameters(study):
 
 def test_latent_parquet_schema_and_readers(study):
     workdir, _ = study
-    for depth, model in zip(DEPTHS, MODELS):
+    for (depth, seed), model in zip(KEYS, MODELS):
         path = workdir / "results/latents" / f"{model}.parquet"
         table = pq.read_table(path)
         assert [(f.name, str(f.type)) for f in table.schema] == [
@@ -84,9 +92,10 @@ def test_latent_parquet_schema_and_readers(study):
         metadata = json.loads(table.schema.metadata[b"aedepth"])
         assert metadata == {
             "depth": depth,
-            "seed": 0,
+            "seed": seed,
             "widths": WIDTHS[:depth],
             "latent_dim": 2,
+            "dataset": "mnist",
             "source": "sample",
         }
         frame = pd.read_parquet(path)
@@ -104,8 +113,8 @@ def test_summary_has_one_row_per_model_and_pca(study):
     workdir, _ = study
     summary = pd.read_csv(workdir / "results/summary.csv")
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
-    assert summary["model"].tolist() == [*MODELS, "pca"]
-    assert summary["method"].tolist() == ["autoencoder"] * 3 + ["pca"]
+    assert summary["model"].tolist() == [*MODELS, "pca_dim2"]
+    assert summary["method"].tolist() == ["autoencoder"] * len(MODELS) + ["pca"]
     assert (summary["n_test"] == 1000).all()
     for metric in METRICS:
         assert summary[metric].map(math.isfinite).all(), metric
@@ -120,11 +129,32 @@ def test_summary_has_one_row_per_model_and_pca(study):
         assert record["knn_accuracy"] == pytest.approx(row["knn_accuracy"])
 
 
+def test_intervals_comparisons_and_findings(study):
+    workdir, _ = study
+    intervals = pd.read_csv(workdir / "results/depth_intervals.csv")
+    assert list(intervals.columns) == list(INTERVAL_COLUMNS)
+    assert len(intervals) == len(DEPTHS) * len(METRICS)
+    assert (intervals["n_seeds"] == len(SEEDS)).all()
+    assert (intervals["ci_low"] <= intervals["mean"]).all()
+    assert (intervals["mean"] <= intervals["ci_high"]).all()
+    comparisons = pd.read_csv(workdir / "results/depth_comparisons.csv")
+    assert list(comparisons.columns) == list(COMPARISON_COLUMNS)
+    assert comparisons[["previous_depth", "depth"]].drop_duplicates().values.tolist() == [
+        [1, 2],
+        [2, 3],
+    ]
+    assert set(comparisons["verdict"]) <= set(VERDICTS)
+    findings = (workdir / "results/findings.md").read_text()
+    assert "2 seeds per depth" in findings
+    for row in comparisons.itertuples():
+        assert f"| {row.previous_depth} → {row.depth} | {row.metric} |" in findings
+
+
 @pytest.mark.parametrize(
     ("figure", "min_size"),
     [
-        *[(f"depth{d}_reconstructions.png", (150, 700)) for d in DEPTHS],
-        *[(f"depth{d}_latent.png", (400, 500)) for d in DEPTHS],
+        *[(f"depth{d}_dim2_reconstructions.png", (150, 700)) for d in DEPTHS],
+        *[(f"depth{d}_dim2_latent.png", (400, 500)) for d in DEPTHS],
         ("reconstructions.png", (350, 700)),
         ("metrics_vs_depth.png", (700, 1000)),
         ("training_curves.png", (300, 900)),
@@ -142,7 +172,7 @@ def test_combined_figure_is_taller_than_one_depth(study):
     workdir, _ = study
     figures = workdir / "results/figures"
     combined = matplotlib.image.imread(figures / "reconstructions.png")
-    single = matplotlib.image.imread(figures / "depth1_reconstructions.png")
+    single = matplotlib.image.imread(figures / "depth1_dim2_reconstructions.png")
     assert combined.shape[0] > 1.5 * single.shape[0]  # one row per depth below the originals
 
 
@@ -157,7 +187,7 @@ def test_costly_rules_have_benchmarks_and_logs(study):
 
 def test_second_run_has_nothing_to_do(study):
     workdir, _ = study
-    again = snakemake(workdir, "--cores", "2", "--config", "source=sample", f"epochs={EPOCHS}")
+    again = snakemake(workdir, "--cores", "2", "--config", *STUDY_CONFIG)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -182,6 +212,7 @@ def test_download_verifies_trains_and_renders(tmp_path):
             "--config",
             "epochs=1",
             "depths=[1,2]",
+            "seeds=[0]",
         )
         # Another mirror list: the downloads rerun, but verified bytes are the same bytes,
         # so nothing downstream of them is stale.
@@ -198,6 +229,7 @@ def test_download_verifies_trains_and_renders(tmp_path):
             "--config",
             "epochs=1",
             "depths=[1,2]",
+            "seeds=[0]",
         )
         planned = {job.split("(")[0] for job in jobs_in(plan.stdout + plan.stderr)}
         assert planned == {"download_idx"}, plan.stdout
@@ -207,7 +239,7 @@ def test_download_verifies_trains_and_renders(tmp_path):
     log = (workdir / "results/logs/download_idx/train-images-idx3-ubyte.log").read_text()
     assert "train-images-idx3-ubyte.gz" in log
     summary = pd.read_csv(workdir / "results/summary.csv")
-    assert summary["model"].tolist() == ["depth1_seed0", "depth2_seed0", "pca"]
+    assert summary["model"].tolist() == ["depth1_dim2_seed0", "depth2_dim2_seed0", "pca_dim2"]
     assert (workdir / "results/figures/reconstructions.png").stat().st_size > 10_000
 
 

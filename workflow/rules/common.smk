@@ -9,10 +9,10 @@ sys.path.insert(0, str(SCRIPTS))
 from aedepth.config import (
     ConfigError,
     coerce_cli_lists,
+    data_settings,
     encoder_widths,
     idx_paths,
     load_schema,
-    model_id,
     validate_config,
 )
 from aedepth.imports import package_modules
@@ -27,19 +27,27 @@ except ConfigError as error:
     print(f"aedepth: {error}", file=sys.stderr)
     sys.exit(1)
 
-IDX_NAMES = list(config["checksums"])
+DATA = data_settings(config)
+IDX_NAMES = list(DATA["checksums"])
 DATASET = "results/data/dataset.npz"
-MODELS = [(depth, seed) for depth in config["depths"] for seed in config["seeds"]]
-WEIGHTS = "results/models/depth{depth}_seed{seed}/model.pt"
-HPARAMS = "results/models/depth{depth}_seed{seed}/hparams.json"
-HISTORY = "results/models/depth{depth}_seed{seed}/history.csv"
-LATENTS = "results/latents/depth{depth}_seed{seed}.parquet"
-METRICS = "results/metrics/depth{depth}_seed{seed}.json"
+MODELS = [
+    (depth, latent, seed)
+    for latent in config["latent_dims"]
+    for depth in config["depths"]
+    for seed in config["seeds"]
+]
+WEIGHTS = "results/models/depth{depth}_dim{latent}_seed{seed}/model.pt"
+HPARAMS = "results/models/depth{depth}_dim{latent}_seed{seed}/hparams.json"
+HISTORY = "results/models/depth{depth}_dim{latent}_seed{seed}/history.csv"
+LATENTS = "results/latents/depth{depth}_dim{latent}_seed{seed}.parquet"
+METRICS = "results/metrics/depth{depth}_dim{latent}_seed{seed}.json"
+PCA_METRICS = "results/metrics/pca_dim{latent}.json"
 ENV = "../../envs/aedepth.yaml"
 
 
 wildcard_constraints:
     depth=r"\d+",
+    latent=r"\d+",
     seed=r"\d+",
 
 
@@ -53,18 +61,20 @@ def code_of(script):
     return [os.path.relpath(path) for path in package_modules(SCRIPTS / script)]
 
 
-def per_model(pattern, depths=None):
-    """`pattern` expanded for every (depth, seed), in the same order for every pattern."""
+def per_model(pattern, depth=None, latent=None):
+    """`pattern` for every model (or those of one depth / latent size), always in one order."""
     return [
-        pattern.format(depth=depth, seed=seed)
-        for depth, seed in MODELS
-        if depths is None or depth in depths
+        pattern.format(depth=d, latent=k, seed=s)
+        for d, k, s in MODELS
+        if depth in (None, d) and latent in (None, k)
     ]
 
 
-def per_depth(pattern):
-    """Input function: `pattern` for every seed of the job's depth."""
-    return lambda wildcards: per_model(pattern, depths=[int(wildcards.depth)])
+def per_seed(pattern):
+    """Input function: `pattern` for every seed of the job's depth and latent size."""
+    return lambda wildcards: per_model(
+        pattern, depth=int(wildcards.depth), latent=int(wildcards.latent)
+    )
 
 
 def source_files(wildcards):
@@ -83,10 +93,11 @@ def training_hparams(wildcards):
     return {
         "depth": depth,
         "widths": encoder_widths(config["hidden_sizes"], depth),
-        "latent_dim": config["latent_dim"],
+        "latent_dim": int(wildcards.latent),
         "epochs": config["epochs"],
         "batch_size": config["batch_size"],
         "learning_rate": config["learning_rate"],
+        "early_stopping_patience": config["early_stopping_patience"],
         "seed": int(wildcards.seed),
     }
 
@@ -121,10 +132,14 @@ def final_outputs():
     return [
         "results/summary.csv",
         "results/summary.html",
+        "results/depth_intervals.csv",
+        "results/depth_comparisons.csv",
+        "results/findings.md",
         *per_model(LATENTS),
         *expand(
-            "results/figures/depth{depth}_{kind}.png",
+            "results/figures/depth{depth}_dim{latent}_{kind}.png",
             depth=config["depths"],
+            latent=config["latent_dims"],
             kind=["reconstructions", "latent"],
         ),
         "results/figures/reconstructions.png",

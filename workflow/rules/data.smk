@@ -15,8 +15,8 @@ rule download_idx:
     conda:
         ENV
     params:
-        mirrors=config["mirrors"],
-        md5=lambda wildcards: config["checksums"][wildcards.name],
+        mirrors=DATA["mirrors"],
+        md5=lambda wildcards: DATA["checksums"][wildcards.name],
         retries=config["download_retries"],
         timeout=config["download_timeout"],
     script:
@@ -38,7 +38,7 @@ rule prepare_data:
     params:
         # Only what this source reads, so that editing the other's setting reruns nothing.
         source=config["source"],
-        checksums=None if config["source"] == "sample" else config["checksums"],
+        checksums=None if config["source"] == "sample" else DATA["checksums"],
         sample_test_fraction=(
             config["sample_test_fraction"] if config["source"] == "sample" else None
         ),

@@ -4,6 +4,7 @@
 localrules:
     summarize,
     summary_table,
+    compare_depths,
 
 
 rule embed:
@@ -15,12 +16,13 @@ rule embed:
     output:
         LATENTS,
     log:
-        "results/logs/embed/depth{depth}_seed{seed}.log",
+        "results/logs/embed/depth{depth}_dim{latent}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/embed/depth{depth}_seed{seed}.tsv"
+        "results/benchmarks/embed/depth{depth}_dim{latent}_seed{seed}.tsv"
     conda:
         ENV
     params:
+        dataset=config["dataset"],
         source=config["source"],
     script:
         "../scripts/embed_latents.py"
@@ -36,9 +38,9 @@ rule evaluate:
     output:
         METRICS,
     log:
-        "results/logs/evaluate/depth{depth}_seed{seed}.log",
+        "results/logs/evaluate/depth{depth}_dim{latent}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/evaluate/depth{depth}_seed{seed}.tsv"
+        "results/benchmarks/evaluate/depth{depth}_dim{latent}_seed{seed}.tsv"
     conda:
         ENV
     params:
@@ -52,15 +54,15 @@ rule pca_baseline:
         data=DATASET,
         code=code_of("pca_baseline.py"),
     output:
-        "results/metrics/pca.json",
+        PCA_METRICS,
     log:
-        "results/logs/pca_baseline.log",
+        "results/logs/pca_baseline/dim{latent}.log",
     benchmark:
-        "results/benchmarks/pca_baseline.tsv"
+        "results/benchmarks/pca_baseline/dim{latent}.tsv"
     conda:
         ENV
     params:
-        latent_dim=config["latent_dim"],
+        latent_dim=lambda wildcards: int(wildcards.latent),
         metrics=metric_settings(),
     script:
         "../scripts/pca_baseline.py"
@@ -68,7 +70,10 @@ rule pca_baseline:
 
 rule summarize:
     input:
-        metrics=[*per_model(METRICS), "results/metrics/pca.json"],
+        metrics=[
+            *per_model(METRICS),
+            *expand(PCA_METRICS, latent=config["latent_dims"]),
+        ],
         code=code_of("summarize.py"),
     output:
         report(
@@ -104,3 +109,27 @@ rule summary_table:
         significant_digits=4,
     script:
         "../scripts/summary_table.py"
+
+
+rule compare_depths:
+    input:
+        summary="results/summary.csv",
+        code=code_of("compare_depths.py"),
+    output:
+        intervals="results/depth_intervals.csv",
+        comparisons="results/depth_comparisons.csv",
+        findings=report(
+            "results/findings.md",
+            caption="../report/findings.rst",
+            category="Metrics",
+            labels={"figure": "findings"},
+        ),
+    log:
+        "results/logs/compare_depths.log",
+    conda:
+        ENV
+    params:
+        dataset=config["dataset"],
+        source=config["source"],
+    script:
+        "../scripts/compare_depths.py"

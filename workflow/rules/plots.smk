@@ -17,26 +17,29 @@ localrules:
 rule plot_reconstructions:
     input:
         data=DATASET,
-        weights=per_depth(WEIGHTS),
-        hparams=per_depth(HPARAMS),
-        metrics=per_depth(METRICS),
+        weights=per_seed(WEIGHTS),
+        hparams=per_seed(HPARAMS),
+        metrics=per_seed(METRICS),
         code=code_of("plot_reconstructions.py"),
     output:
         report(
-            "results/figures/depth{depth}_reconstructions.png",
+            "results/figures/depth{depth}_dim{latent}_reconstructions.png",
             caption="../report/depth_reconstructions.rst",
             category="Per depth",
-            subcategory="Depth {depth}",
-            labels={"figure": "reconstructions", "depth": "{depth}"},
+            subcategory="Depth {depth}, latent size {latent}",
+            labels={"figure": "reconstructions", "depth": "{depth}", "latent size": "{latent}"},
         ),
     log:
-        "results/logs/plot_reconstructions/depth{depth}.log",
+        "results/logs/plot_reconstructions/depth{depth}_dim{latent}.log",
     conda:
         ENV
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
-        title=lambda wildcards: f"Test digits (top) reconstructed with {wildcards.depth} hidden layer(s)",
+        title=lambda wildcards: (
+            f"Test images (top) reconstructed with {wildcards.depth} hidden layer(s), "
+            f"latent size {wildcards.latent}"
+        ),
     script:
         "../scripts/plot_reconstructions.py"
 
@@ -60,28 +63,29 @@ use rule plot_reconstructions as plot_combined with:
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
-        title="Test digits (top) and their reconstructions, one row per depth",
+        title="Test images (top) and their reconstructions, one row per depth and latent size",
 
 
 rule plot_latent:
     input:
-        latents=per_depth(LATENTS),
-        metrics=per_depth(METRICS),
+        latents=per_seed(LATENTS),
+        metrics=per_seed(METRICS),
         code=code_of("plot_latent.py"),
     output:
         report(
-            "results/figures/depth{depth}_latent.png",
+            "results/figures/depth{depth}_dim{latent}_latent.png",
             caption="../report/depth_latent.rst",
             category="Per depth",
-            subcategory="Depth {depth}",
-            labels={"figure": "latent space", "depth": "{depth}"},
+            subcategory="Depth {depth}, latent size {latent}",
+            labels={"figure": "latent space", "depth": "{depth}", "latent size": "{latent}"},
         ),
     log:
-        "results/logs/plot_latent/depth{depth}.log",
+        "results/logs/plot_latent/depth{depth}_dim{latent}.log",
     conda:
         ENV
     params:
         dpi=config["plot_dpi"],
+        classes=DATA["classes"],
     script:
         "../scripts/plot_latent.py"
 
@@ -89,6 +93,7 @@ rule plot_latent:
 rule plot_metrics:
     input:
         summary="results/summary.csv",
+        intervals="results/depth_intervals.csv",
         code=code_of("plot_metrics.py"),
     output:
         report(

@@ -10,9 +10,9 @@ rule train:
         hparams=HPARAMS,
         history=HISTORY,
     log:
-        "results/logs/train/depth{depth}_seed{seed}.log",
+        "results/logs/train/depth{depth}_dim{latent}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/depth{depth}_seed{seed}.tsv"
+        "results/benchmarks/train/depth{depth}_dim{latent}_seed{seed}.tsv"
     conda:
         ENV
     threads: training_threads()

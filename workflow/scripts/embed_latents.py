@@ -19,6 +19,7 @@ with job_log(snakemake.log[0]):
         "seed": hparams["seed"],
         "widths": hparams["widths"],
         "latent_dim": hparams["latent_dim"],
+        "dataset": snakemake.params.dataset,
         "source": snakemake.params.source,
     }
     write_latents(snakemake.output[0], latent_table(splits, metadata))

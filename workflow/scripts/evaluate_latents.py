@@ -19,7 +19,7 @@ with job_log(snakemake.log[0]):
     write_json(
         snakemake.output[0],
         {
-            "model": model_id(hparams["depth"], hparams["seed"]),
+            "model": model_id(hparams["depth"], hparams["latent_dim"], hparams["seed"]),
             "method": "autoencoder",
             "depth": hparams["depth"],
             "seed": hparams["seed"],

@@ -1,4 +1,4 @@
-"""Snakemake adapter: score a 2-D PCA of the pixels with the same metrics, as a reference."""
+"""Snakemake adapter: score a PCA of the pixels (as many components as the latent size)."""
 
 from aedepth.data import load_dataset
 from aedepth.files import write_json
@@ -16,7 +16,7 @@ with job_log(snakemake.log[0]):
     write_json(
         snakemake.output[0],
         {
-            "model": "pca",
+            "model": f"pca_dim{snakemake.params.latent_dim}",
             "method": "pca",
             "depth": None,
             "seed": None,

@@ -8,11 +8,16 @@ from aedepth.summary import representatives
 
 with job_log(snakemake.log[0]):
     records = [read_json(path) for path in snakemake.input.metrics]
-    ((depth, position),) = representatives(records).items()
+    (((latent, depth), position),) = representatives(records).items()
     record = records[position]
     splits, _ = read_latents(snakemake.input.latents[position])
     title = (
-        f"{depth} hidden layer{'s' if depth > 1 else ''}, seed {record['seed']}: test set in latent space"
+        f"{depth} hidden layer{'s' if depth > 1 else ''}, latent size {latent}, seed {record['seed']}:"
+        " test set in latent space"
         f"\nkNN accuracy {record['knn_accuracy']:.3f}, silhouette {record['silhouette']:.3f}"
     )
-    save_figure(latent_scatter(*splits["test"], title), snakemake.output[0], snakemake.params.dpi)
+    save_figure(
+        latent_scatter(*splits["test"], title, snakemake.params.classes),
+        snakemake.output[0],
+        snakemake.params.dpi,
+    )

@@ -1,4 +1,4 @@
-"""Snakemake adapter: every metric against depth, seeds as points, PCA as a reference line."""
+"""Snakemake adapter: every metric against depth with 95 % intervals and the PCA reference."""
 
 import pandas as pd
 
@@ -6,5 +6,7 @@ from aedepth.jobs import job_log
 from aedepth.plots import metrics_vs_depth, save_figure
 
 with job_log(snakemake.log[0]):
-    summary = pd.read_csv(snakemake.input.summary)
-    save_figure(metrics_vs_depth(summary), snakemake.output[0], snakemake.params.dpi)
+    figure = metrics_vs_depth(
+        pd.read_csv(snakemake.input.summary), pd.read_csv(snakemake.input.intervals)
+    )
+    save_figure(figure, snakemake.output[0], snakemake.params.dpi)

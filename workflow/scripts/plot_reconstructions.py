@@ -15,8 +15,10 @@ with job_log(snakemake.log[0]):
     originals = data["x_test"][pick_digits(data["y_test"], snakemake.params.digits)]
     rows = [("original", originals / 255.0)]
     records = [read_json(path) for path in snakemake.input.metrics]
-    for depth, position in representatives(records).items():
-        model = load_model(snakemake.input.weights[position], read_json(snakemake.input.hparams[position]))
-        label = f"depth {depth}\nseed {records[position]['seed']}"
+    for (latent, depth), position in representatives(records).items():
+        model = load_model(
+            snakemake.input.weights[position], read_json(snakemake.input.hparams[position])
+        )
+        label = f"depth {depth}, latent {latent}\nseed {records[position]['seed']}"
         rows.append((label, reconstruct_images(model, originals)))
     save_figure(digit_grid(rows, snakemake.params.title), snakemake.output[0], snakemake.params.dpi)

@@ -16,7 +16,9 @@ with job_log(snakemake.log[0]):
     hparams = snakemake.params.hparams
     device = select_device(snakemake.params.device)
     torch.set_num_threads(snakemake.threads)
-    logging.getLogger("aedepth").info("training %s on %s, %d thread(s)", hparams, device, snakemake.threads)
+    logging.getLogger("aedepth").info(
+        "training %s on %s, %d thread(s)", hparams, device, snakemake.threads
+    )
     data = load_dataset(snakemake.input.data)
     checkpoint = snakemake.output.weights + ".checkpoint"
     model, history = train(
@@ -29,7 +31,9 @@ with job_log(snakemake.log[0]):
     )
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)
-    write_json(snakemake.output.hparams, hparams | {"device": str(device), "threads": snakemake.threads})
+    write_json(
+        snakemake.output.hparams, hparams | {"device": str(device), "threads": snakemake.threads}
+    )
     with atomic_output(snakemake.output.history) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
         writer.writeheader()

@@ -64,14 +64,29 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
             f"config key 'hidden_sizes' has {len(config['hidden_sizes'])} widths but 'depths' "
             f"asks for depth {largest_depth}: give at least {largest_depth} widths or drop that depth"
         )
+    if config["dataset"] not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'dataset' = {config['dataset']!r} is not listed under 'datasets': "
+            f"use one of {', '.join(config['datasets'])}"
+        )
     source = config["source"]
     if source not in DATA_SOURCES:
         if not os.path.isdir(source):
             raise ConfigError(
                 f"config key 'source' = {source!r} is neither 'download', 'sample' nor an existing "
-                "folder: give a folder that holds the four MNIST IDX files"
+                "folder: give a folder that holds the four IDX files"
             )
-        idx_paths(source, list(config["checksums"]))
+        idx_paths(source, list(data_settings(config)["checksums"]))
+
+
+def data_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The mirrors, checksums and class names in force: the dataset's, unless overridden."""
+    dataset = config["datasets"][config["dataset"]]
+    return {
+        "mirrors": config["mirrors"] or dataset["mirrors"],
+        "checksums": config["checksums"] or dataset["checksums"],
+        "classes": dataset["classes"],
+    }
 
 
 def _reject_non_finite(config: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -103,7 +118,7 @@ def idx_paths(folder: str | Path, names: list[str]) -> list[Path]:
     if missing:
         raise ConfigError(
             f"config key 'source' = {str(folder)!r} lacks {', '.join(missing)} (raw or .gz): "
-            "put the four MNIST IDX files there, or use source: download or sample"
+            "put the four IDX files there, or use source: download or sample"
         )
     return paths
 
@@ -149,8 +164,8 @@ def load_schema(path: str | Path) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
-def model_id(depth: int, seed: int) -> str:
-    return f"depth{depth}_seed{seed}"
+def model_id(depth: int, latent_dim: int, seed: int) -> str:
+    return f"depth{depth}_dim{latent_dim}_seed{seed}"
 
 
 def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:

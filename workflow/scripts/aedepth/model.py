@@ -64,7 +64,9 @@ def to_unit(pixels: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def _apply(function, images: np.ndarray, chunk: int) -> np.ndarray:
     flat = torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), -1))
-    return torch.cat([function(to_unit(flat[i : i + chunk])) for i in range(0, len(flat), chunk)]).numpy()
+    return torch.cat(
+        [function(to_unit(flat[i : i + chunk])) for i in range(0, len(flat), chunk)]
+    ).numpy()
 
 
 def encode_images(model: Autoencoder, images: np.ndarray, chunk: int = 8192) -> np.ndarray:

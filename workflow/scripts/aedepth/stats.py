@@ -16,8 +16,18 @@ from scipy import stats
 from aedepth.metrics import METRICS
 
 CONFIDENCE = 0.95
-INTERVAL_COLUMNS = ("depth", "metric", "higher_is_better", "n_seeds", "mean", "ci_low", "ci_high")
+INTERVAL_COLUMNS = (
+    "latent_dim",
+    "depth",
+    "metric",
+    "higher_is_better",
+    "n_seeds",
+    "mean",
+    "ci_low",
+    "ci_high",
+)
 COMPARISON_COLUMNS = (
+    "latent_dim",
     "depth",
     "previous_depth",
     "metric",
@@ -51,44 +61,48 @@ def verdict(low: float, high: float, higher_is_better: bool) -> str:
 
 
 def depth_intervals(models: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95 % interval of every metric per depth; `models` has one row per model."""
+    """Mean and 95 % interval of every metric per (latent size, depth); one row per model in."""
     rows = []
-    for depth, group in models.groupby("depth", sort=True):
+    for (latent_dim, depth), group in models.groupby(["latent_dim", "depth"], sort=True):
         for metric, higher_is_better in METRICS.items():
             mean, low, high = t_interval(group[metric])
-            rows.append((int(depth), metric, higher_is_better, len(group), mean, low, high))
+            rows.append(
+                (int(latent_dim), int(depth), metric, higher_is_better, len(group), mean, low, high)
+            )
     return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS))
 
 
 def depth_comparisons(models: pd.DataFrame) -> pd.DataFrame:
-    """Each depth against the next smaller configured depth, paired over their shared seeds."""
-    depths = sorted(int(d) for d in models["depth"].unique())
-    by_depth = {d: models[models["depth"] == d].set_index("seed") for d in depths}
+    """Each depth against the next smaller depth of the same latent size, paired over seeds."""
     rows = []
-    for previous, depth in zip(depths, depths[1:]):
-        shared = by_depth[depth].index.intersection(by_depth[previous].index).sort_values()
-        for metric, higher_is_better in METRICS.items():
-            differences = (
-                by_depth[depth].loc[shared, metric] - by_depth[previous].loc[shared, metric]
-            )
-            mean, low, high = t_interval(differences)
-            rows.append(
-                (
-                    depth,
-                    previous,
-                    metric,
-                    higher_is_better,
-                    len(shared),
-                    mean,
-                    low,
-                    high,
-                    verdict(low, high, higher_is_better),
+    for latent_dim, same_size in models.groupby("latent_dim", sort=True):
+        depths = sorted(int(d) for d in same_size["depth"].unique())
+        by_depth = {d: same_size[same_size["depth"] == d].set_index("seed") for d in depths}
+        for previous, depth in zip(depths, depths[1:]):
+            shared = by_depth[depth].index.intersection(by_depth[previous].index).sort_values()
+            for metric, higher_is_better in METRICS.items():
+                differences = (
+                    by_depth[depth].loc[shared, metric] - by_depth[previous].loc[shared, metric]
                 )
-            )
+                mean, low, high = t_interval(differences)
+                rows.append(
+                    (
+                        int(latent_dim),
+                        depth,
+                        previous,
+                        metric,
+                        higher_is_better,
+                        len(shared),
+                        mean,
+                        low,
+                        high,
+                        verdict(low, high, higher_is_better),
+                    )
+                )
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
-def findings_markdown(models: pd.DataFrame, comparisons: pd.DataFrame, source: str) -> str:
+def findings_markdown(models: pd.DataFrame, comparisons: pd.DataFrame, data: str) -> str:
     """A short written answer to "does depth improve the latent representation?".
 
     Every sentence is derived from `comparisons`; nothing here is fixed text about results.
@@ -98,7 +112,7 @@ def findings_markdown(models: pd.DataFrame, comparisons: pd.DataFrame, source: s
     lines = [
         "# Does depth improve the latent representation?",
         "",
-        f"Data: `{source}`. Depths compared: {', '.join(map(str, depths))}. "
+        f"Data: {data}. Depths compared: {', '.join(map(str, depths))}. "
         f"This rests on {len(seeds)} seed{'s' if len(seeds) != 1 else ''} per depth "
         f"({', '.join(map(str, seeds))}); intervals are 95 % Student-t intervals over seeds, "
         "comparisons pair models that share a seed.",
@@ -115,7 +129,9 @@ def findings_markdown(models: pd.DataFrame, comparisons: pd.DataFrame, source: s
         ]
     lines.append("## Answer")
     lines.append("")
-    for (depth, previous), group in comparisons.groupby(["depth", "previous_depth"], sort=True):
+    sizes = sorted(int(k) for k in comparisons["latent_dim"].unique())
+    groups = comparisons.groupby(["latent_dim", "previous_depth", "depth"], sort=True)
+    for (latent_dim, previous, depth), group in groups:
         by_verdict = {v: group.loc[group["verdict"] == v, "metric"].tolist() for v in VERDICTS}
         n_better, n_worse = len(by_verdict["better"]), len(by_verdict["worse"])
         if n_better and not n_worse:
@@ -126,7 +142,8 @@ def findings_markdown(models: pd.DataFrame, comparisons: pd.DataFrame, source: s
             headline = f"mixed: better on {n_better}, worse on {n_worse} of {len(group)} metrics"
         else:
             headline = f"no clear difference on any of the {len(group)} metrics"
-        lines.append(f"- **{previous} → {depth} hidden layers: {headline}.**")
+        size = f" (latent size {latent_dim})" if len(sizes) > 1 else ""
+        lines.append(f"- **{previous} → {depth} hidden layers{size}: {headline}.**")
         for name in VERDICTS:
             if by_verdict[name]:
                 lines.append(f"  - {name}: {', '.join(by_verdict[name])}")
@@ -134,13 +151,13 @@ def findings_markdown(models: pd.DataFrame, comparisons: pd.DataFrame, source: s
         "",
         "## Paired differences (deeper minus shallower)",
         "",
-        "| depths | metric | better if | mean difference | 95 % interval | verdict |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| latent size | depths | metric | better if | mean difference | 95 % interval | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in comparisons.itertuples():
         interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
         lines.append(
-            f"| {row.previous_depth} → {row.depth} | {row.metric} | "
+            f"| {row.latent_dim} | {row.previous_depth} → {row.depth} | {row.metric} | "
             f"{'higher' if row.higher_is_better else 'lower'} | {row.mean_difference:.4g} | "
             f"{interval} | {row.verdict} |"
         )

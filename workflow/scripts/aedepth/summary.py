@@ -11,21 +11,24 @@ SUMMARY_COLUMNS = (*ID_COLUMNS, *METRICS)
 
 
 def summary_table(records: list[dict]) -> pd.DataFrame:
-    """Rows sorted by depth then seed, the PCA row (method "pca", no depth or seed) last."""
+    """Models by latent size, depth and seed; the PCA rows (no depth or seed) last."""
     table = pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))
     for column in ("depth", "seed"):
         table[column] = table[column].astype("Int64")
-    table = table.sort_values(["depth", "seed"], na_position="last", kind="stable")
+    table["is_pca"] = table["method"] == "pca"
+    table = table.sort_values(["is_pca", "latent_dim", "depth", "seed"], kind="stable")
+    table = table.drop(columns="is_pca")
     return table.reset_index(drop=True)
 
 
-def representatives(records: list[dict]) -> dict[int, int]:
-    """For each depth, the position in `records` of the seed with the median kNN accuracy."""
-    by_depth: dict[int, dict[int, int]] = {}
+def representatives(records: list[dict]) -> dict[tuple[int, int], int]:
+    """For each (latent size, depth), the position in `records` of its median-kNN seed."""
+    groups: dict[tuple[int, int], dict[int, int]] = {}
     for position, record in enumerate(records):
-        by_depth.setdefault(record["depth"], {})[record["seed"]] = position
+        key = (record["latent_dim"], record["depth"])
+        groups.setdefault(key, {})[record["seed"]] = position
     chosen = {}
-    for depth, positions in sorted(by_depth.items()):
+    for key, positions in sorted(groups.items()):
         seed = representative_seed({s: records[p]["knn_accuracy"] for s, p in positions.items()})
-        chosen[depth] = positions[seed]
+        chosen[key] = positions[seed]
     return chosen
