@@ -10,12 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from conftest import REPO
 
 from aedepth import data
 from aedepth.data import DataError
 from idx_server import closed_port_url, fake_mnist_arrays, idx_bytes, serve_folder, write_fake_mnist
 
 NAME = data.IDX_NAMES[0]
+# The published MNIST checksums, as config.yaml lists them.
+MNIST_MD5 = yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]["mnist"]["checksums"]
 GZ_PATH = f"/{NAME}.gz"
 FAST = {"timeout": 2.0, "backoff": 0.01}
 
@@ -218,12 +222,12 @@ def test_read_idx_folder_missing_file(tmp_path):
 def test_read_idx_folder_wrong_md5(tmp_path):
     write_fake_mnist(tmp_path)
     with pytest.raises(DataError, match=f"{NAME}.gz: MD5 .* does not match"):
-        data.read_idx_folder(tmp_path, data.MNIST_MD5)
+        data.read_idx_folder(tmp_path, MNIST_MD5)
 
 
 def test_read_idx_folder_not_a_folder(tmp_path):
     with pytest.raises(DataError, match="not a folder"):
-        data.read_idx_folder(tmp_path / "nope", data.MNIST_MD5)
+        data.read_idx_folder(tmp_path / "nope", MNIST_MD5)
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from idx_server import closed_port_url, serve_folder, write_fake_mnist
 
 from aedepth.metrics import METRICS
 from aedepth.stats import COMPARISON_COLUMNS, INTERVAL_COLUMNS, VERDICTS
-from aedepth.summary import SUMMARY_COLUMNS
+from aedepth.summary import LOSS_COLUMNS, SUMMARY_COLUMNS
 
 pytestmark = pytest.mark.workflow
 
@@ -122,6 +122,10 @@ def test_summary_has_one_row_per_model_and_pca(study):
         assert summary[bounded].between(0, 1).all(), bounded
     assert summary["silhouette"].between(-1, 1).all()
     assert (summary[["davies_bouldin", "calinski_harabasz", "reconstruction_mse"]] > 0).all().all()
+    models = summary[summary["method"] == "autoencoder"]
+    assert (models["kept_epoch"] == EPOCHS).all()  # no early stopping by default
+    assert np.allclose(models["loss_gap"], models["val_loss"] - models["train_loss"])
+    assert summary.loc[summary["method"] == "pca", list(LOSS_COLUMNS)].isna().all().all()
     # every per-model JSON agrees with its summary row
     for model in MODELS:
         record = json.loads((workdir / "results/metrics" / f"{model}.json").read_text())

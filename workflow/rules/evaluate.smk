@@ -34,6 +34,7 @@ rule evaluate:
         latents=LATENTS,
         weights=WEIGHTS,
         hparams=HPARAMS,
+        history=HISTORY,
         code=code_of("evaluate_latents.py"),
     output:
         METRICS,

@@ -7,13 +7,15 @@ import pandas as pd
 from aedepth.metrics import METRICS, representative_seed
 
 ID_COLUMNS = ("model", "method", "depth", "seed", "latent_dim", "n_test")
-SUMMARY_COLUMNS = (*ID_COLUMNS, *METRICS)
+# Training losses (mean per-pixel BCE) at the epoch whose weights were kept; empty for PCA.
+LOSS_COLUMNS = ("kept_epoch", "train_loss", "val_loss", "loss_gap")
+SUMMARY_COLUMNS = (*ID_COLUMNS, *METRICS, *LOSS_COLUMNS)
 
 
 def summary_table(records: list[dict]) -> pd.DataFrame:
     """Models by latent size, depth and seed; the PCA rows (no depth or seed) last."""
     table = pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))
-    for column in ("depth", "seed"):
+    for column in ("depth", "seed", "kept_epoch"):
         table[column] = table[column].astype("Int64")
     table["is_pca"] = table["method"] == "pca"
     table = table.sort_values(["is_pca", "latent_dim", "depth", "seed"], kind="stable")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from aedepth.files import atomic_output
 from aedepth.jobs import UserFacingError
@@ -18,6 +21,7 @@ from aedepth.model import Autoencoder, build_model, to_unit
 log = logging.getLogger("aedepth.train")
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds")
+EVAL_CHUNK = 4096  # rows per forward pass when evaluating
 
 
 class TrainingDiverged(UserFacingError):
@@ -42,15 +46,202 @@ def flatten_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), -1)).to(device)
 
 
+# --- fp32 matmuls at the speed of the CPU ----------------------------------------------------
+# On CPUs torch sends fp32 matmuls to MKL, which takes its AVX2 path on AMD (about half of what
+# the hardware can do). oneDNN has AVX-512 fp32 kernels, and torch routes fp32 matmuls there only
+# when torch.backends.mkldnn.matmul.fp32_precision = "bf16", which *allows* oneDNN to compute in
+# bf16. oneDNN uses that allowance only on CPUs with AMX; elsewhere it runs its fp32 kernels.
+# The numerics must never change with the machine, so the route is taken only where it is
+# proven exact: no AMX on the CPU, and every matmul shape of the run (forward and both backward
+# products, as autograd calls them) agrees with a float64 reference to fp32 accuracy. Anywhere
+# else (AMX, non-Linux, a shape that fails, ...) training stays on torch's default fp32 path.
+# (torch.backends.mkldnn.matmul.fp32_precision = "tf32" is not an fp32 route either: it
+# computes in tf32 on CPUs with AMX-FP16, and is a slow path elsewhere.)
+
+# Relative error (to the largest |entry|) an fp32 product stays far below; bf16 or tf32
+# products land near 1e-3 / 1e-4.
+_FP32_TOLERANCE = 1e-5
+_exact_shapes: dict[tuple[int, int, int], bool] = {}
+
+
+def _cpu_has_amx() -> bool | None:
+    """Whether the CPU has AMX tiles (where oneDNN really computes in bf16); None: unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    if flags is None:
+        return None
+    return any(flag.startswith("amx") for flag in flags.split(":", 1)[1].split())
+
+
+def _spread(n: int) -> torch.Tensor:
+    """Up to 8 indices spread over range(n), first and last included (kernels' tails)."""
+    return torch.linspace(0, n - 1, 8).round().long().unique()
+
+
+def _linear_is_fp32_exact(rows: int, n_in: int, n_out: int, backward: bool) -> bool:
+    """F.linear (rows, n_in) -> (rows, n_out), and its backward, agree with float64.
+
+    The fp32 products run at full shape (oneDNN picks kernels by shape); the float64
+    reference is computed for a spread of their entries only, so the probe costs little.
+    """
+    key = (rows, n_in, n_out, backward)
+    if key not in _exact_shapes:
+        probe = torch.Generator().manual_seed(0)
+
+        def values(*shape):  # uniform in [-1, 1); rows past 256 repeat (random numbers are slow)
+            block = torch.empty(min(shape[0], 256), *shape[1:]).uniform_(-1, 1, generator=probe)
+            return block.repeat(-(-shape[0] // len(block)), *[1] * (len(shape) - 1))[: shape[0]]
+
+        x, weight, bias, grad = (
+            values(rows, n_in),
+            values(n_out, n_in),
+            values(n_out),
+            values(rows, n_out),
+        )
+        with torch.enable_grad():
+            x.requires_grad_(backward)
+            weight.requires_grad_(backward)
+            out = F.linear(x, weight, bias)
+            if backward:
+                out.backward(grad)
+        grad_x, grad_weight = x.grad, weight.grad
+        x, weight, out = x.detach(), weight.detach(), out.detach()
+        r, i, o = _spread(rows), _spread(n_in), _spread(n_out)
+        pairs = [(out[r][:, o], x[r].double() @ weight[o].double().T + bias[o].double())]
+        if backward:
+            pairs += [
+                (grad_x[r][:, i], grad[r].double() @ weight[:, i].double()),
+                (grad_weight[o][:, i], grad[:, o].double().T @ x[:, i].double()),
+            ]
+        _exact_shapes[key] = all(
+            ((ours.double() - ref).abs().max() <= _FP32_TOLERANCE * ref.abs().max()).item()
+            for ours, ref in pairs
+        )
+    return _exact_shapes[key]
+
+
+def layer_shapes(model: nn.Module) -> list[tuple[int, int]]:
+    """(in_features, out_features) of every Linear layer of `model`."""
+    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+@contextlib.contextmanager
+def fp32_matmuls(
+    device: torch.device,
+    layers: list[tuple[int, int]],
+    train_rows: set[int],
+    eval_rows: set[int] = frozenset(),
+):
+    """Within the block, run fp32 matmuls on the fastest route proven exact in fp32 here.
+
+    `layers` are (in, out) of the Linear layers; `train_rows` every batch size they are
+    trained with (forward and backward), `eval_rows` every one they only run forward.
+    Yields the route's name: "onednn-fp32", "cuda-fp32" (TF32 off), or "default" (torch's own).
+    """
+    if device.type == "cuda":
+        cublas = torch.backends.cuda.matmul
+        previous = cublas.fp32_precision
+        cublas.fp32_precision = "ieee"  # fp32 everywhere: never TF32 on tensor cores
+        try:
+            yield "cuda-fp32"
+        finally:
+            cublas.fp32_precision = previous
+        return
+    matmul = torch.backends.mkldnn.matmul
+    previous = matmul.fp32_precision
+    route = "default"
+    if (
+        device.type == "cpu"
+        and platform.system() == "Linux"
+        and torch.backends.mkldnn.is_available()
+        and _cpu_has_amx() is False
+    ):
+        matmul.fp32_precision = "bf16"
+        probes = [(rows, True) for rows in train_rows] + [(rows, False) for rows in eval_rows]
+        if (
+            probes
+            and layers
+            and all(
+                _linear_is_fp32_exact(rows, n_in, n_out, backward)
+                for rows, backward in sorted(probes)
+                for n_in, n_out in layers
+            )
+        ):
+            route = "onednn-fp32"
+        else:
+            matmul.fp32_precision = previous
+    try:
+        yield route
+    finally:
+        matmul.fp32_precision = previous
+
+
+def _bce_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed binary cross-entropy of sigmoid(logits) against `target`, in fp32.
+
+    softplus(z) - target*z with softplus(z) = max(z, 0) + log(1 + exp(-|z|)): torch's own
+    BCE-with-logits goes through log_sigmoid/log1p, which have no vectorised CPU kernel
+    and cost more than the matmuls of the last layer. 1 + exp(-|z|) rounds only where the
+    term is below fp32 resolution of the sum.
+    """
+    logits, target = logits.reshape(-1), target.reshape(-1)
+    return (
+        torch.exp(-logits.abs()).add_(1).log_().sum()
+        + F.relu(logits).sum()
+        - torch.dot(logits, target)
+    )
+
+
+class _ReconstructionLoss(torch.autograd.Function):
+    """Mean per-pixel BCE of sigmoid(logits) against the input pixels, with the closed-form
+    gradient (sigmoid(logits) - target) / n in one pass instead of autograd's chain."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, target)
+        return _bce_sum(logits, target) / logits.numel()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, target = ctx.saved_tensors
+        return torch.sigmoid(logits).sub_(target).mul_(grad / logits.numel()), None
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel binary cross-entropy: F.binary_cross_entropy_with_logits, faster."""
+    return _ReconstructionLoss.apply(logits, target)
+
+
 @torch.no_grad()
-def mean_bce(model: Autoencoder, images: torch.Tensor, chunk: int = 4096) -> float:
+def mean_bce(model: Autoencoder, images: torch.Tensor, chunk: int = EVAL_CHUNK) -> float:
     """Per-pixel binary cross-entropy of the reconstructions, averaged over `images`."""
     model.eval()
     total = 0.0
     for start in range(0, len(images), chunk):
         x = to_unit(images[start : start + chunk])
-        total += F.binary_cross_entropy_with_logits(model(x), x, reduction="sum").item()
+        total += _bce_sum(model(x), x).item()
     return total / images.numel()
+
+
+def _row_counts(rows: int, chunk: int) -> set[int]:
+    """The row counts of the slices [0:chunk], [chunk:2*chunk], ... of `rows` rows."""
+    return {count for count in (min(chunk, rows), rows % chunk) if count}
+
+
+def kept_epoch(val_losses: list[float], patience: int) -> int:
+    """The epoch (1-based) whose weights a run keeps: the last one, or with early stopping
+    (patience > 0) the one with the lowest validation loss (the first of equals)."""
+    if patience <= 0 or not val_losses:
+        return len(val_losses)
+    return int(np.argmin(val_losses)) + 1
+
+
+def should_stop(val_losses: list[float], patience: int) -> bool:
+    """Early stopping: `patience` epochs have passed without a better validation loss."""
+    return patience > 0 and len(val_losses) - kept_epoch(val_losses, patience) >= patience
 
 
 def train(
@@ -63,9 +254,11 @@ def train(
 ) -> tuple[Autoencoder, list[dict]]:
     """Train per `hparams`, resuming from `checkpoint_path` when it holds the same hparams.
 
-    A checkpoint (weights, optimizer, shuffling RNG state, history, hparams) is written
-    atomically after every epoch, so a killed job resumes and ends bit-identical to an
-    uninterrupted run on the same device. Returns the model and its per-epoch history.
+    A checkpoint (weights, best weights, optimizer, shuffling RNG state, history, hparams) is
+    written atomically after every epoch, so a killed job resumes and ends bit-identical to an
+    uninterrupted run on the same device. With early_stopping_patience > 0 training stops once
+    that many epochs bring no better validation loss, and the best epoch's weights are kept.
+    Returns the model and its per-epoch history.
     """
     checkpoint_path = Path(checkpoint_path)
     torch.manual_seed(hparams["seed"])  # the one place seeds are set: weight init
@@ -73,6 +266,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"], fused=True)
     shuffle = torch.Generator(device=device).manual_seed(hparams["seed"])
     history: list[dict] = []
+    best_model = None  # weights of the epoch kept_epoch() names, so far
 
     if checkpoint_path.exists():
         # Loaded to CPU: load_state_dict moves tensors to the model's device, and RNG
@@ -82,59 +276,83 @@ def train(
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             shuffle.set_state(state["shuffle_rng"])
-            history = state["history"]
+            history, best_model = state["history"], state["best_model"]
             log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
         else:
             log.info("ignoring %s: it was made with other hyperparameters", checkpoint_path)
 
     train_images = flatten_images(x_train, device)
     test_images = flatten_images(x_test, device)
-    batch_size = hparams["batch_size"]
+    batch_size, patience = hparams["batch_size"], hparams.get("early_stopping_patience", 0)
+    params = list(model.parameters())
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
-    for epoch in progress(epochs) if progress else epochs:
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train_images), generator=shuffle, device=device)
-        loss_sum = torch.zeros((), device=device)  # summed on device: no sync per batch
-        for start in range(0, len(order), batch_size):
-            x = to_unit(train_images[order[start : start + batch_size]])
-            loss = F.binary_cross_entropy_with_logits(model(x), x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(x)
-        train_loss = loss_sum.item() / len(train_images)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch}: "
-                "lower learning_rate (or batch_size) and run again"
-            )
-        val_loss = mean_bce(model, test_images)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        log.info(
-            "epoch %d/%d train %.5f val %.5f (%.2f s)",
-            epoch,
-            hparams["epochs"],
-            train_loss,
-            val_loss,
-            history[-1]["seconds"],
-        )
-        with atomic_output(checkpoint_path) as tmp:
-            torch.save(
+    with fp32_matmuls(
+        device,
+        layer_shapes(model),
+        train_rows=_row_counts(len(train_images), batch_size),
+        eval_rows=_row_counts(len(test_images), EVAL_CHUNK),
+    ) as route:
+        log.info("fp32 matmul route: %s, %d thread(s)", route, torch.get_num_threads())
+        for epoch in progress(epochs) if progress else epochs:
+            if should_stop([row["val_loss"] for row in history], patience):
+                log.info(
+                    "early stopping after epoch %d: no better validation loss in %d epochs",
+                    len(history),
+                    patience,
+                )
+                break
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train_images), generator=shuffle, device=device)
+            bce_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
+            for start in range(0, len(order), batch_size):
+                # index_select copies whole rows; images[indices] goes element by element
+                x = to_unit(torch.index_select(train_images, 0, order[start : start + batch_size]))
+                loss = reconstruction_loss(model(x), x)
+                for param in params:  # zero_grad(set_to_none=True) without its overhead
+                    param.grad = None
+                loss.backward()
+                optimizer.step()
+                bce_sum += loss.detach() * x.numel()
+            train_loss = bce_sum.item() / train_images.numel()
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(
+                    f"training loss became {train_loss} in epoch {epoch}: "
+                    "lower learning_rate (or batch_size) and run again"
+                )
+            val_loss = mean_bce(model, test_images)
+            history.append(
                 {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "shuffle_rng": shuffle.get_state(),
-                    "history": history,
-                    "hparams": hparams,
-                },
-                tmp,
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "seconds": time.perf_counter() - started,
+                }
             )
+            log.info(
+                "epoch %d/%d train %.5f val %.5f (%.2f s)",
+                epoch,
+                hparams["epochs"],
+                train_loss,
+                val_loss,
+                history[-1]["seconds"],
+            )
+            val_losses = [row["val_loss"] for row in history]
+            if patience > 0 and kept_epoch(val_losses, patience) == epoch:
+                best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            with atomic_output(checkpoint_path) as tmp:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "best_model": best_model,
+                        "optimizer": optimizer.state_dict(),
+                        "shuffle_rng": shuffle.get_state(),
+                        "history": history,
+                        "hparams": hparams,
+                    },
+                    tmp,
+                )
+    if patience > 0:  # keep the weights of the best validation epoch
+        model.load_state_dict(best_model)
+    model.zero_grad(set_to_none=True)
     return model.eval(), history

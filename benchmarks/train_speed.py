@@ -1,0 +1,335 @@
+"""How fast does aedepth train, against a tutorial loop and the machine's fp32 matmul peak?
+
+Run from the repository root (one command, about a minute on a 2-core laptop):
+
+    .venv/bin/python benchmarks/train_speed.py
+
+For each depth it trains our loop (aedepth.train.train: data resident, shuffled by one
+permutation per epoch, fp32 matmuls on the fastest route proven exact, fused Adam) and the
+loop of most MNIST tutorials (torchvision dataset, per-item ToTensor, DataLoader, plain Adam)
+on the same data, threads and batch size, and measures the fp32 matmul peak of the machine in
+the same run. Prints a table and writes it as CSV (--csv).
+
+GFLOP per epoch is counted as 6 x parameters x training images (forward 2, backward 4),
+the usual convention; epoch times are the best of --epochs epochs, since other processes on
+the machine only ever make an epoch slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import yaml  # noqa: E402
+
+from aedepth.data import (  # noqa: E402
+    DataError,
+    arrays_from_idx,
+    load_dataset,
+    read_idx_folder,
+)
+from aedepth.model import Autoencoder  # noqa: E402
+from aedepth.train import fp32_matmuls, train  # noqa: E402
+
+DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/dataset.npz")
+COLUMNS = (
+    "loop",
+    "depth",
+    "params",
+    "threads",
+    "batch_size",
+    "epoch_s",
+    "images_per_s",
+    "gflop_per_s",
+    "pct_of_peak",
+    "speedup_vs_tutorial",
+    "other_cpu_pct",
+)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_data(source: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """Arrays x_train/y_train/x_test/y_test and a description of where they came from."""
+    candidates = (
+        [source]
+        if source
+        else [str(REPO / p) if not Path(p).is_absolute() else p for p in DEFAULT_DATA]
+    )
+    for candidate in candidates:
+        path = Path(candidate)
+        if path.is_dir():
+            datasets = yaml.safe_load((REPO / "config.yaml").read_text())["datasets"]
+            for name, dataset in datasets.items():
+                md5s = dataset["checksums"]
+                try:
+                    return arrays_from_idx(read_idx_folder(path, md5s)), f"{name} from {path}"
+                except DataError:
+                    continue
+            sys.exit(f"{path}: no verified MNIST or Fashion-MNIST IDX files there")
+        if path.is_file():
+            return load_dataset(path), f"{path}"
+        if source:
+            sys.exit(f"{path}: neither a folder of IDX files nor a dataset .npz")
+    sys.exit(
+        "no data found: pass --data FOLDER (the four MNIST or Fashion-MNIST IDX files), "
+        "e.g. after `apt-get install dataset-fashion-mnist`, or a workflow results/data/dataset.npz"
+    )
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write `array` (uint8) in the IDX format torchvision's MNIST reads."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def matmul_gflops(our_route: bool, size: int, repeats: int) -> tuple[float, str]:
+    """Best fp32 GFLOP/s of a (size x size) @ (size x size) product, on torch's default
+    route or (our_route) on the route aedepth.train takes; and the route's name."""
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    route = (
+        fp32_matmuls(torch.device("cpu"), [(size, size)], train_rows=set(), eval_rows={size})
+        if our_route
+        else contextlib.nullcontext("default")
+    )
+    with route as name:
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9, name
+
+
+class OtherLoad:
+    """Share of all CPUs that other processes used between start() and stop(): an epoch
+    measured while the machine was busy with something else is slower than the loop."""
+
+    def _sample(self) -> tuple[int, int, float]:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return 0, 0, 0.0
+        own = os.times()
+        return sum(fields[:8]), fields[3] + fields[4], own.user + own.system
+
+    def start(self) -> None:
+        self.begin = self._sample()
+
+    def stop(self) -> float:
+        (total0, idle0, own0), (total1, idle1, own1) = self.begin, self._sample()
+        if total1 <= total0:
+            return float("nan")
+        busy = (total1 - total0) - (idle1 - idle0)
+        others = busy - (own1 - own0) * os.sysconf("SC_CLK_TCK")
+        return max(0.0, 100 * others / (total1 - total0))
+
+
+def our_epoch(arrays, hparams, device, epochs: int) -> tuple[float, float]:
+    """Best epoch seconds (training pass plus validation loss) of aedepth.train.train, and
+    the other processes' CPU share during that epoch."""
+    load = OtherLoad()
+    others = []
+
+    def progress(epoch_numbers):
+        for epoch in epoch_numbers:
+            load.start()
+            yield epoch
+            others.append(load.stop())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, history = train(
+            hparams | {"epochs": epochs},
+            arrays["x_train"],
+            arrays["x_test"],
+            Path(tmp) / "checkpoint.pt",
+            device,
+            progress=progress,
+        )
+    best = min(range(len(history)), key=lambda i: history[i]["seconds"])
+    return history[best]["seconds"], others[best] if best < len(others) else float("nan")
+
+
+def tutorial_epoch(idx_root: Path, hparams, epochs: int) -> tuple[float, float]:
+    """Best epoch seconds of the loop MNIST tutorials teach (training pass only), and the
+    other processes' CPU share during that epoch."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    dataset = datasets.MNIST(idx_root, train=True, download=False, transform=transforms.ToTensor())
+    loader = DataLoader(dataset, batch_size=hparams["batch_size"], shuffle=True)
+    torch.manual_seed(hparams["seed"])
+    model = Autoencoder(hparams["widths"], hparams["latent_dim"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"])
+    load = OtherLoad()
+    best = (float("inf"), float("nan"))
+    for _ in range(epochs):
+        load.start()
+        started = time.perf_counter()
+        for images, _ in loader:
+            x = images.view(images.size(0), -1)
+            loss = F.binary_cross_entropy_with_logits(model(x), x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        best = min(best, (time.perf_counter() - started, load.stop()))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="folder of MNIST/Fashion-MNIST IDX files, or a dataset .npz")
+    parser.add_argument("--depths", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[500, 300, 100])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of our loop per depth")
+    parser.add_argument(
+        "--tutorial-epochs", type=int, default=2, help="epochs of the tutorial loop per depth"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (our loop; the tutorial loop runs on the CPU)"
+    )
+    parser.add_argument("--csv", default="benchmarks/results.csv", help="where to write the table")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    arrays, data_name = load_data(args.data)
+    n_train = len(arrays["x_train"])
+
+    peak_default, _ = matmul_gflops(False, 2048, 10)
+    peak_route, route = matmul_gflops(True, 2048, 10)
+    peak = max(peak_default, peak_route)
+    print(
+        f"# {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, {platform.system()}"
+    )
+    print(f"# data: {data_name}, {n_train} training images; batch {args.batch_size}; fp32")
+    print(
+        f"# fp32 matmul 2048^3: torch default {peak_default:.0f} GFLOP/s, "
+        f"our route ({route}) {peak_route:.0f} GFLOP/s; peak = {peak:.0f} GFLOP/s"
+    )
+
+    rows = [
+        {
+            "loop": "matmul peak (fp32, 2048^3)",
+            "gflop_per_s": peak,
+            "pct_of_peak": 100.0,
+            "threads": args.threads,
+        },
+        {
+            "loop": "matmul torch default (fp32)",
+            "gflop_per_s": peak_default,
+            "pct_of_peak": 100 * peak_default / peak,
+            "threads": args.threads,
+        },
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        write_idx(raw / "train-images-idx3-ubyte", arrays["x_train"])
+        write_idx(raw / "train-labels-idx1-ubyte", arrays["y_train"])
+        write_idx(raw / "t10k-images-idx3-ubyte", arrays["x_test"])
+        write_idx(raw / "t10k-labels-idx1-ubyte", arrays["y_test"])
+        for depth in args.depths:
+            hparams = {
+                "depth": depth,
+                "widths": args.hidden_sizes[:depth],
+                "latent_dim": 2,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "learning_rate": 1e-3,
+                "seed": 0,
+            }
+            params = sum(p.numel() for p in Autoencoder(hparams["widths"], 2).parameters())
+            gflop = 6 * params * n_train / 1e9
+            ours, ours_others = our_epoch(arrays, hparams, device, args.epochs)
+            tutorial, tutorial_others = tutorial_epoch(Path(tmp), hparams, args.tutorial_epochs)
+            for loop, seconds, others in (
+                ("aedepth", ours, ours_others),
+                ("tutorial", tutorial, tutorial_others),
+            ):
+                rows.append(
+                    {
+                        "loop": loop,
+                        "depth": depth,
+                        "params": params,
+                        "threads": args.threads,
+                        "batch_size": args.batch_size,
+                        "epoch_s": seconds,
+                        "images_per_s": n_train / seconds,
+                        "gflop_per_s": gflop / seconds,
+                        "pct_of_peak": 100 * gflop / seconds / peak,
+                        "speedup_vs_tutorial": tutorial / seconds,
+                        "other_cpu_pct": others,
+                    }
+                )
+
+    print_table(rows)
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+    print(f"# written to {args.csv}")
+
+
+def print_table(rows: list[dict]) -> None:
+    formats = {
+        "epoch_s": "{:.2f}",
+        "images_per_s": "{:,.0f}",
+        "gflop_per_s": "{:.0f}",
+        "pct_of_peak": "{:.0f}%",
+        "speedup_vs_tutorial": "{:.2f}x",
+        "params": "{:,}",
+        "other_cpu_pct": "{:.0f}%",
+    }
+    shown = COLUMNS[:2] + COLUMNS[2:3] + COLUMNS[5:]
+    cells = [
+        [formats.get(c, "{}").format(row[c]) if c in row else "" for c in shown] for row in rows
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(shown)]
+    line = (
+        lambda values: "| "
+        + " | ".join(
+            v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))
+        )
+        + " |"
+    )  # noqa: E731
+    print(line(shown))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells:
+        print(line(row))
+
+
+if __name__ == "__main__":
+    main()
