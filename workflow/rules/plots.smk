@@ -27,7 +27,11 @@ rule plot_reconstructions:
             caption="../report/depth_reconstructions.rst",
             category="Per depth",
             subcategory="Depth {depth}, latent size {latent}",
-            labels={"figure": "reconstructions", "depth": "{depth}", "latent size": "{latent}"},
+            labels={
+                "figure": "reconstructions",
+                "depth": "{depth}",
+                "latent size": "{latent}",
+            },
         ),
     log:
         "results/logs/plot_reconstructions/depth{depth}_dim{latent}.log",
@@ -77,7 +81,11 @@ rule plot_latent:
             caption="../report/depth_latent.rst",
             category="Per depth",
             subcategory="Depth {depth}, latent size {latent}",
-            labels={"figure": "latent space", "depth": "{depth}", "latent size": "{latent}"},
+            labels={
+                "figure": "latent space",
+                "depth": "{depth}",
+                "latent size": "{latent}",
+            },
         ),
     log:
         "results/logs/plot_latent/depth{depth}_dim{latent}.log",
