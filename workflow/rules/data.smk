@@ -10,6 +10,8 @@ rule download_idx:
         "results/data/idx/{name}",
     log:
         "results/logs/download_idx/{name}.log",
+    benchmark:
+        "results/benchmarks/download_idx/{name}.tsv"
     wildcard_constraints:
         name="|".join(IDX_NAMES),
     conda:

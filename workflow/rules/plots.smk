@@ -35,6 +35,8 @@ rule plot_reconstructions:
         ),
     log:
         "results/logs/plot_reconstructions/depth{depth}_dim{latent}.log",
+    benchmark:
+        "results/benchmarks/plot_reconstructions/depth{depth}_dim{latent}.tsv"
     conda:
         ENV
     params:
@@ -64,6 +66,8 @@ use rule plot_reconstructions as plot_combined with:
         ),
     log:
         "results/logs/plot_combined.log",
+    benchmark:
+        "results/benchmarks/plot_combined.tsv"
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
@@ -89,6 +93,8 @@ rule plot_latent:
         ),
     log:
         "results/logs/plot_latent/depth{depth}_dim{latent}.log",
+    benchmark:
+        "results/benchmarks/plot_latent/depth{depth}_dim{latent}.tsv"
     conda:
         ENV
     params:
@@ -112,6 +118,8 @@ rule plot_metrics:
         ),
     log:
         "results/logs/plot_metrics.log",
+    benchmark:
+        "results/benchmarks/plot_metrics.tsv"
     conda:
         ENV
     params:
@@ -134,6 +142,8 @@ rule plot_training:
         ),
     log:
         "results/logs/plot_training.log",
+    benchmark:
+        "results/benchmarks/plot_training.tsv"
     conda:
         ENV
     params:
