@@ -318,13 +318,13 @@ def print_table(rows: list[dict]) -> None:
         [formats.get(c, "{}").format(row[c]) if c in row else "" for c in shown] for row in rows
     ]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(shown)]
-    line = (
-        lambda values: "| "
-        + " | ".join(
+
+    def line(values):
+        padded = (
             v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))
         )
-        + " |"
-    )  # noqa: E731
+        return "| " + " | ".join(padded) + " |"
+
     print(line(shown))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:

@@ -103,7 +103,12 @@ def test_summary_table_orders_rows_and_columns():
     ]
     table = summary_table(records)
     assert list(table.columns) == list(SUMMARY_COLUMNS)
-    assert table["model"].tolist() == ["depth1_dim2_seed0", "depth2_dim2_seed0", "depth2_dim2_seed1", "pca"]
+    assert table["model"].tolist() == [
+        "depth1_dim2_seed0",
+        "depth2_dim2_seed0",
+        "depth2_dim2_seed1",
+        "pca",
+    ]
     assert pd.isna(table["depth"].iloc[-1]) and table["depth"].dtype == "Int64"
 
 
