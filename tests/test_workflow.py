@@ -201,40 +201,27 @@ def _download_config(folder, mirrors, checksums):
     return path
 
 
+def run_download_study(workdir, configfile, *options):
+    """The small download study (depths 1 and 2, one seed, one epoch) with `configfile`."""
+    return snakemake(
+        workdir, *options, "--cores", "2", "--configfile", str(configfile),
+        "--config", "epochs=1", "depths=[1,2]", "seeds=[0]",
+    )  # fmt: skip
+
+
 def test_download_verifies_trains_and_renders(tmp_path):
     served = tmp_path / "mirror"
     checksums = write_fake_mnist(served, n_train=120, n_test=40)
     workdir = copy_workflow(tmp_path / "study")
     with serve_folder(served) as base_url:
         configfile = _download_config(tmp_path, [f"{base_url}/"], checksums)
-        snakemake(
-            workdir,
-            "--cores",
-            "2",
-            "--configfile",
-            str(configfile),
-            "--config",
-            "epochs=1",
-            "depths=[1,2]",
-            "seeds=[0]",
-        )
+        run_download_study(workdir, configfile)
         # Another mirror list: the downloads rerun, but verified bytes are the same bytes,
         # so nothing downstream of them is stale.
         configfile = _download_config(
             tmp_path, [closed_port_url() + "/", f"{base_url}/"], checksums
         )
-        plan = snakemake(
-            workdir,
-            "-n",
-            "--cores",
-            "2",
-            "--configfile",
-            str(configfile),
-            "--config",
-            "epochs=1",
-            "depths=[1,2]",
-            "seeds=[0]",
-        )
+        plan = run_download_study(workdir, configfile, "-n")
         planned = {job.split("(")[0] for job in jobs_in(plan.stdout + plan.stderr)}
         assert planned == {"download_idx"}, plan.stdout
     for name, md5 in checksums.items():
