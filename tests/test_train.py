@@ -13,6 +13,7 @@ from aedepth.model import Autoencoder
 from aedepth.train import (
     HISTORY_COLUMNS,
     TrainingDiverged,
+    adam_step,
     fp32_matmuls,
     layer_shapes,
     mean_bce,
@@ -144,6 +145,31 @@ def test_mean_bce_matches_torch():
     with torch.no_grad():
         expected = F.binary_cross_entropy_with_logits(model.double()(x), x).item()
     assert mean_bce(model.float(), pixels, chunk=128) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_step_is_bit_identical_to_optimizer_step(weight_decay):
+    models = [Autoencoder([100, 50], 2) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    optimizers = [
+        torch.optim.Adam(m.parameters(), lr=1e-3, weight_decay=weight_decay, fused=True)
+        for m in models
+    ]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        grads = [torch.randn(p.shape, generator=generator) for p in models[0].parameters()]
+        for model in models:
+            for param, grad in zip(model.parameters(), grads):
+                param.grad = grad.clone()
+        optimizers[0].step()
+        adam_step(optimizers[1])
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+        assert not torch.equal(a, torch.zeros_like(a))
+    states = [o.state_dict()["state"] for o in optimizers]
+    for key in states[0]:
+        assert all(torch.equal(states[0][key][k], states[1][key][k]) for k in states[0][key])
+    assert states[1][0]["step"].item() == 4
 
 
 STUDY_LAYERS = layer_shapes(Autoencoder([500, 300, 100], 2))

@@ -179,20 +179,21 @@ def fp32_matmuls(
         matmul.fp32_precision = previous
 
 
-def _bce_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Summed binary cross-entropy of sigmoid(logits) against `target`, in fp32.
+def _bce_sum(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed binary cross-entropy of sigmoid(logits) against `target` in fp32, and the sigmoid.
 
-    softplus(z) - target*z with softplus(z) = max(z, 0) + log(1 + exp(-|z|)): torch's own
-    BCE-with-logits goes through log_sigmoid/log1p, which have no vectorised CPU kernel
-    and cost more than the matmuls of the last layer. 1 + exp(-|z|) rounds only where the
-    term is below fp32 resolution of the sum.
+    softplus(z) - target*z = relu(z) - target*z - log(max(s, 1 - s)) with s = sigmoid(z): the
+    log only sees values in [0.5, 1], where it is well conditioned, and s is what the gradient
+    needs anyway. torch's own BCE-with-logits goes through log1p, which has no vectorised CPU
+    kernel; torch.dot is avoided too, since on the oneDNN route it is 10x slower than mul+sum.
     """
-    logits, target = logits.reshape(-1), target.reshape(-1)
-    return (
-        torch.exp(-logits.abs()).add_(1).log_().sum()
-        + F.relu(logits).sum()
-        - torch.dot(logits, target)
+    probabilities = torch.sigmoid(logits)
+    total = (
+        torch.addcmul(F.relu(logits), logits, target, value=-1)
+        .sub_(torch.maximum(probabilities, 1 - probabilities).log_())
+        .sum()
     )
+    return total, probabilities
 
 
 class _ReconstructionLoss(torch.autograd.Function):
@@ -201,13 +202,14 @@ class _ReconstructionLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(logits, target)
-        return _bce_sum(logits, target) / logits.numel()
+        total, probabilities = _bce_sum(logits, target)
+        ctx.save_for_backward(probabilities, target)
+        return total / logits.numel()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        logits, target = ctx.saved_tensors
-        return torch.sigmoid(logits).sub_(target).mul_(grad / logits.numel()), None
+        probabilities, target = ctx.saved_tensors
+        return (probabilities - target).mul_(grad / probabilities.numel()), None
 
 
 def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -222,8 +224,51 @@ def mean_bce(model: Autoencoder, images: torch.Tensor, chunk: int = EVAL_CHUNK) 
     total = 0.0
     for start in range(0, len(images), chunk):
         x = to_unit(images[start : start + chunk])
-        total += _bce_sum(model(x), x).item()
+        total += _bce_sum(model(x), x)[0].item()
     return total / images.numel()
+
+
+def adam_step(optimizer: torch.optim.Adam) -> None:
+    """optimizer.step() of a fused Adam, without its per-call Python work.
+
+    Optimizer.step regroups the parameters and rebuilds its state lists on every call: about
+    0.13 ms, 4 % of a CPU training step of the study. This calls the same fused kernel on the
+    optimizer's own state, so results, checkpoints and resume are unchanged (a test checks
+    bit equality with optimizer.step()). The first call, which creates the state, and any
+    configuration this does not cover go through optimizer.step().
+    """
+    (group,) = optimizer.param_groups
+    params = group["params"]
+    state = [optimizer.state.get(p) for p in params]
+    if (
+        not all(state)
+        or any(p.grad is None for p in params)
+        or not group["fused"]
+        or group["amsgrad"]
+        or group["maximize"]
+        or group["decoupled_weight_decay"]
+        or isinstance(group["lr"], torch.Tensor)
+    ):
+        optimizer.step()
+        return
+    steps = [s["step"] for s in state]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(
+        params,
+        [p.grad for p in params],
+        [s["exp_avg"] for s in state],
+        [s["exp_avg_sq"] for s in state],
+        [],
+        steps,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        amsgrad=False,
+        maximize=False,
+    )
 
 
 def _row_counts(rows: int, chunk: int) -> set[int]:
@@ -312,7 +357,7 @@ def train(
                 for param in params:  # zero_grad(set_to_none=True) without its overhead
                     param.grad = None
                 loss.backward()
-                optimizer.step()
+                adam_step(optimizer)
                 bce_sum += loss.detach() * x.numel()
             train_loss = bce_sum.item() / train_images.numel()
             if not math.isfinite(train_loss):
