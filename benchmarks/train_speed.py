@@ -1,6 +1,6 @@
 """How fast does aedepth train, against a tutorial loop and the machine's fp32 matmul peak?
 
-Run from the repository root (one command, about a minute on a 2-core laptop):
+Run from the repository root (one command, about 1.5 minutes on a 2-core laptop):
 
     .venv/bin/python benchmarks/train_speed.py
 
@@ -11,8 +11,9 @@ on the same data, threads and batch size, and measures the fp32 matmul peak of t
 the same run. Prints a table and writes it as CSV (--csv).
 
 GFLOP per epoch is counted as 6 x parameters x training images (forward 2, backward 4),
-the usual convention; epoch times are the best of --epochs epochs, since other processes on
-the machine only ever make an epoch slower.
+the usual convention. The two loops' epochs alternate, so both see the machine in the same
+state, and each loop's best of --epochs epochs counts: other processes on the machine (or
+its neighbours on a shared host) only ever make an epoch slower.
 """
 
 from __future__ import annotations
@@ -151,68 +152,76 @@ class OtherLoad:
         return max(0.0, 100 * others / (total1 - total0))
 
 
-def our_epoch(arrays, hparams, device, epochs: int) -> tuple[float, float]:
-    """Best epoch seconds (training pass plus validation loss) of aedepth.train.train, and
-    the other processes' CPU share during that epoch."""
+class TutorialLoop:
+    """The loop MNIST tutorials teach: torchvision's MNIST dataset with a per-item ToTensor(),
+    DataLoaders, torch.optim.Adam and torch's default matmul route. Like PyTorch's MNIST
+    example, an epoch is a training pass plus the loss on the test set (batch 1000): the same
+    work as an epoch of ours."""
+
+    def __init__(self, idx_root: Path, hparams: dict):
+        from torch.utils.data import DataLoader
+        from torchvision import datasets, transforms
+
+        def loader(train: bool, batch_size: int) -> DataLoader:
+            dataset = datasets.MNIST(
+                idx_root, train=train, download=False, transform=transforms.ToTensor()
+            )
+            return DataLoader(dataset, batch_size=batch_size, shuffle=train)
+
+        self.train_loader = loader(True, hparams["batch_size"])
+        self.test_loader = loader(False, 1000)
+        torch.manual_seed(hparams["seed"])
+        self.model = Autoencoder(hparams["widths"], hparams["latent_dim"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hparams["learning_rate"])
+
+    def epoch(self) -> float:
+        """Train one epoch, compute the test loss; the seconds it took."""
+        started = time.perf_counter()
+        self.model.train()
+        for images, _ in self.train_loader:
+            x = images.view(images.size(0), -1)
+            loss = F.binary_cross_entropy_with_logits(self.model(x), x)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        self.model.eval()
+        test_loss = 0.0
+        with torch.no_grad():
+            for images, _ in self.test_loader:
+                x = images.view(images.size(0), -1)
+                out = self.model(x)
+                test_loss += F.binary_cross_entropy_with_logits(out, x, reduction="sum").item()
+        return time.perf_counter() - started
+
+
+def best_epochs(arrays, hparams, device, idx_root: Path) -> dict[str, tuple[float, float]]:
+    """For our loop (aedepth.train.train as the workflow runs it: training pass, validation
+    loss, checkpoint) and the tutorial loop: the best epoch's seconds and the share of all
+    CPUs that other processes used during it. The two loops' epochs alternate (ours,
+    tutorial, ours, ...), so both are measured on the machine in the same state."""
+    tutorial = TutorialLoop(idx_root, hparams)
     load = OtherLoad()
-    others = []
+    ours_others, tutorial_epochs = [], []
 
     def progress(epoch_numbers):
         for epoch in epoch_numbers:
             load.start()
-            yield epoch
-            others.append(load.stop())
+            yield epoch  # train() runs our epoch here
+            ours_others.append(load.stop())
+            load.start()
+            tutorial_epochs.append((tutorial.epoch(), load.stop()))
 
     with tempfile.TemporaryDirectory() as tmp:
         _, history = train(
-            hparams | {"epochs": epochs},
+            hparams,
             arrays["x_train"],
             arrays["x_test"],
             Path(tmp) / "checkpoint.pt",
             device,
             progress=progress,
         )
-    best = min(range(len(history)), key=lambda i: history[i]["seconds"])
-    return history[best]["seconds"], others[best] if best < len(others) else float("nan")
-
-
-def tutorial_epoch(idx_root: Path, hparams, epochs: int) -> tuple[float, float]:
-    """Best epoch seconds of the loop MNIST tutorials teach, and the other processes' CPU
-    share during that epoch. Like PyTorch's MNIST example, an epoch is a training pass plus
-    the loss on the test set (DataLoader, batch 1000): the same work as an epoch of ours."""
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
-
-    def loader(train: bool, batch_size: int) -> DataLoader:
-        dataset = datasets.MNIST(
-            idx_root, train=train, download=False, transform=transforms.ToTensor()
-        )
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train)
-
-    train_loader, test_loader = loader(True, hparams["batch_size"]), loader(False, 1000)
-    torch.manual_seed(hparams["seed"])
-    model = Autoencoder(hparams["widths"], hparams["latent_dim"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"])
-    load = OtherLoad()
-    best = (float("inf"), float("nan"))
-    for _ in range(epochs):
-        load.start()
-        started = time.perf_counter()
-        model.train()
-        for images, _ in train_loader:
-            x = images.view(images.size(0), -1)
-            loss = F.binary_cross_entropy_with_logits(model(x), x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        test_loss = 0.0
-        with torch.no_grad():
-            for images, _ in test_loader:
-                x = images.view(images.size(0), -1)
-                test_loss += F.binary_cross_entropy_with_logits(model(x), x, reduction="sum").item()
-        best = min(best, (time.perf_counter() - started, load.stop()))
-    return best
+    ours = [(row["seconds"], others) for row, others in zip(history, ours_others)]
+    return {"aedepth": min(ours), "tutorial": min(tutorial_epochs)}
 
 
 def main() -> None:
@@ -222,9 +231,8 @@ def main() -> None:
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[500, 300, 100])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of our loop per depth")
     parser.add_argument(
-        "--tutorial-epochs", type=int, default=2, help="epochs of the tutorial loop per depth"
+        "--epochs", type=int, default=3, help="epochs of each loop per depth (the best counts)"
     )
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (our loop; the tutorial loop runs on the CPU)"
@@ -282,12 +290,9 @@ def main() -> None:
             }
             params = sum(p.numel() for p in Autoencoder(hparams["widths"], 2).parameters())
             gflop = 6 * params * n_train / 1e9
-            ours, ours_others = our_epoch(arrays, hparams, device, args.epochs)
-            tutorial, tutorial_others = tutorial_epoch(Path(tmp), hparams, args.tutorial_epochs)
-            for loop, seconds, others in (
-                ("aedepth", ours, ours_others),
-                ("tutorial", tutorial, tutorial_others),
-            ):
+            best = best_epochs(arrays, hparams, device, Path(tmp))
+            tutorial = best["tutorial"][0]
+            for loop, (seconds, others) in best.items():
                 rows.append(
                     {
                         "loop": loop,
