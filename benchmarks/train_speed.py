@@ -152,6 +152,18 @@ class OtherLoad:
         return max(0.0, 100 * others / (total1 - total0))
 
 
+@contextlib.contextmanager
+def torch_default_matmuls():
+    """Torch's default fp32 matmul route within the block, also where it runs between epochs
+    of ours (inside aedepth.train.fp32_matmuls)."""
+    matmul = torch.backends.mkldnn.matmul
+    previous, matmul.fp32_precision = matmul.fp32_precision, "none"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = previous
+
+
 class TutorialLoop:
     """The loop MNIST tutorials teach: torchvision's MNIST dataset with a per-item ToTensor(),
     DataLoaders, torch.optim.Adam and torch's default matmul route. Like PyTorch's MNIST
@@ -176,6 +188,10 @@ class TutorialLoop:
 
     def epoch(self) -> float:
         """Train one epoch, compute the test loss; the seconds it took."""
+        with torch_default_matmuls():
+            return self._epoch()
+
+    def _epoch(self) -> float:
         started = time.perf_counter()
         self.model.train()
         for images, _ in self.train_loader:

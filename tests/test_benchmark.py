@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from aedepth.data import load_sample, save_dataset
 
@@ -70,3 +71,28 @@ def test_benchmark_writes_the_table_for_both_loops(tmp_path):
     ours = loops[loops["loop"] == "aedepth"].set_index("depth")
     tutorial = loops[loops["loop"] == "tutorial"].set_index("depth")
     assert (ours["speedup_vs_tutorial"] - tutorial["epoch_s"] / ours["epoch_s"]).abs().max() < 0.01
+
+
+def test_tutorial_epochs_take_torch_default_route_even_inside_ours(monkeypatch):
+    """The tutorial's epochs run between ours, i.e. inside aedepth.train.fp32_matmuls: they
+    must still take torch's default matmul route, or the comparison flatters the tutorial."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import train_speed
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    seen = []
+    loop = object.__new__(train_speed.TutorialLoop)
+    monkeypatch.setattr(
+        train_speed.TutorialLoop,
+        "_epoch",
+        lambda self: seen.append(torch.backends.mkldnn.matmul.fp32_precision) or 1.0,
+    )
+    matmul = torch.backends.mkldnn.matmul
+    previous, matmul.fp32_precision = matmul.fp32_precision, "bf16"  # as our oneDNN route
+    try:
+        assert loop.epoch() == 1.0
+        assert matmul.fp32_precision == "bf16"
+    finally:
+        matmul.fp32_precision = previous
+    assert seen == ["none"]
