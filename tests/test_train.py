@@ -16,8 +16,9 @@ from aedepth.train import (
     adam_step,
     fp32_matmuls,
     layer_shapes,
+    layers_of,
+    loss_and_gradients,
     mean_bce,
-    reconstruction_loss,
     train,
 )
 
@@ -122,20 +123,74 @@ def test_nan_loss_raises_training_diverged_naming_the_epoch(tmp_path):
         train(hparams(), x_train, x_test, checkpoint, CPU)
 
 
-def test_reconstruction_loss_matches_torch_in_value_and_gradient():
-    generator = torch.Generator().manual_seed(0)
-    for scale in (0.1, 3.0, 40.0):
-        logits = (torch.randn(64, 784, generator=generator) * scale).requires_grad_()
-        target = torch.rand(64, 784, generator=generator)
-        reference = F.binary_cross_entropy_with_logits(logits.double(), target.double())
-        ours = reconstruction_loss(logits, target)
-        assert ours.dtype == torch.float32
-        assert ours.item() == pytest.approx(reference.item(), rel=1e-6)
-        ours.backward()
-        (expected,) = torch.autograd.grad(reference, logits)
-        # fp32 accuracy: sigmoid(z) - x cancels, so errors are relative to the largest entry
-        error = (logits.grad.double() - expected).abs().max() / expected.abs().max()
-        assert error < 1e-6
+def pixels(rows: int, seed: int = 0) -> torch.Tensor:
+    """(rows, 784) float32 intensities in [0, 1], as the training loop feeds them."""
+    return torch.from_numpy(images(rows, seed).reshape(rows, -1)).float() / 255
+
+
+@pytest.mark.parametrize("logit_scale", [0.1, 3.0, 40.0])
+def test_loss_and_gradients_match_float64_bce(logit_scale):
+    torch.manual_seed(0)
+    model = Autoencoder([100, 50], 2)
+    with torch.no_grad():  # from nearly flat to saturated output sigmoids
+        model.decoder[-1].weight.mul_(logit_scale)
+        model.decoder[-1].bias.mul_(logit_scale)
+    x = pixels(64)
+    loss = loss_and_gradients(layers_of(model), x)
+
+    reference = Autoencoder([100, 50], 2).double()
+    reference.load_state_dict(model.state_dict())
+    x64 = x.double()
+    expected = F.binary_cross_entropy_with_logits(reference(x64), x64)
+    expected.backward()
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    for (name, ours), theirs in zip(model.named_parameters(), reference.parameters()):
+        # fp32 accuracy: errors relative to the largest entry of each gradient
+        error = (ours.grad.double() - theirs.grad).abs().max() / theirs.grad.abs().max()
+        assert error < 1e-5, name
+
+
+@pytest.mark.parametrize(
+    ("widths", "latent_dim", "rows"), [([100], 2, 64), ([100, 50], 3, 37), ([120, 60, 30], 2, 50)]
+)
+def test_gradients_are_bit_identical_to_autograd(widths, latent_dim, rows):
+    """The written-out backward must be autograd's, kernel for kernel, on any depth."""
+    torch.manual_seed(1)
+    model = Autoencoder(widths, latent_dim)
+    x = pixels(rows, seed=2)
+    loss = loss_and_gradients(layers_of(model), x)
+    ours = {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    model.zero_grad(set_to_none=True)
+    logits = model(x)
+    # autograd below the logits, fed the closed-form gradient of the mean BCE above them
+    logits.backward((torch.sigmoid(logits.detach()) - x).mul_(1 / x.numel()))
+    for name, param in model.named_parameters():
+        assert torch.equal(ours[name], param.grad), name
+    expected = F.binary_cross_entropy_with_logits(logits.detach().double(), x.double())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_layers_of_pairs_each_linear_with_its_activation():
+    layers = layers_of(Autoencoder([100, 50], 2))
+    assert [(lin.in_features, lin.out_features) for lin, _ in layers] == [
+        (784, 100),
+        (100, 50),
+        (50, 2),
+        (2, 50),
+        (50, 100),
+        (100, 784),
+    ]
+    kinds = [type(activation).__name__ if activation else None for _, activation in layers]
+    assert kinds == ["Sigmoid", "Sigmoid", "Tanh", "Sigmoid", "Sigmoid", None]
+
+
+def test_a_layer_without_a_written_backward_is_refused():
+    model = Autoencoder([100], 2)
+    model.encoder[1] = torch.nn.ReLU()
+    with pytest.raises(TypeError, match="no backward written for ReLU"):
+        layers_of(model)
 
 
 def test_mean_bce_matches_torch():

@@ -21,7 +21,7 @@ from aedepth.model import Autoencoder, build_model, to_unit
 log = logging.getLogger("aedepth.train")
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds")
-EVAL_CHUNK = 4096  # rows per forward pass when evaluating
+EVAL_CHUNK = 1024  # rows per evaluation pass: keeps the loss's elementwise work in cache
 
 
 class TrainingDiverged(UserFacingError):
@@ -196,25 +196,62 @@ def _bce_sum(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
     return total, probabilities
 
 
-class _ReconstructionLoss(torch.autograd.Function):
-    """Mean per-pixel BCE of sigmoid(logits) against the input pixels, with the closed-form
-    gradient (sigmoid(logits) - target) / n in one pass instead of autograd's chain."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total, probabilities = _bce_sum(logits, target)
-        ctx.save_for_backward(probabilities, target)
-        return total / logits.numel()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        probabilities, target = ctx.saved_tensors
-        return (probabilities - target).mul_(grad / probabilities.numel()), None
+# The activations of the model, each as (in-place forward, backward from its output): the
+# kernels autograd's SigmoidBackward/TanhBackward nodes call.
+_ACTIVATIONS = {
+    nn.Sigmoid: (torch.sigmoid_, torch.ops.aten.sigmoid_backward),
+    nn.Tanh: (torch.tanh_, torch.ops.aten.tanh_backward),
+}
 
 
-def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-pixel binary cross-entropy: F.binary_cross_entropy_with_logits, faster."""
-    return _ReconstructionLoss.apply(logits, target)
+def layers_of(model: Autoencoder) -> list[tuple[nn.Linear, nn.Module | None]]:
+    """(Linear layer, the activation module after it or None) for every layer, input first."""
+    modules = [*model.encoder, *model.decoder]
+    layers = []
+    for linear, after in zip(modules, [*modules[1:], None]):
+        if isinstance(linear, nn.Linear):
+            activation = None if isinstance(after, nn.Linear) else after
+            if activation is not None and type(activation) not in _ACTIVATIONS:
+                raise TypeError(f"no backward written for {type(activation).__name__}")
+            layers.append((linear, activation))
+    return layers
+
+
+@torch.no_grad()
+def loss_and_gradients(
+    layers: list[tuple[nn.Linear, nn.Module | None]], x: torch.Tensor
+) -> torch.Tensor:
+    """Mean per-pixel BCE of the model's reconstruction of x, where `layers` is
+    layers_of(model); the loss's gradient lands in each parameter's .grad.
+
+    This is `loss.backward()` written out for the MLP: the same kernels on the same operands
+    in the same order, so the gradients are bit-identical to autograd's (a test checks), but
+    without autograd's per-node bookkeeping, transposed views and fresh gradient tensors:
+    about 10 % of a CPU training step. The loss gradient is the closed form
+    (sigmoid(logits) - x) / n in one pass; the first layer's input gets no gradient.
+    """
+    inputs = []  # each layer's input, kept for its backward (as autograd keeps them)
+    h = x
+    for linear, activation in layers:
+        inputs.append(h)
+        h = torch.addmm(linear.bias, h, linear.weight.t())
+        if activation is not None:
+            h = _ACTIVATIONS[type(activation)][0](h)
+    total, probabilities = _bce_sum(h, x)
+    grad = probabilities.sub_(x).mul_(1 / x.numel())  # d loss / d logits
+    for i in reversed(range(len(layers))):
+        linear, _ = layers[i]
+        for param in (linear.weight, linear.bias):
+            if param.grad is None:
+                param.grad = torch.empty_like(param)
+        torch.mm(grad.t(), inputs[i], out=linear.weight.grad)
+        torch.sum(grad, 0, out=linear.bias.grad)
+        if i > 0:
+            grad = grad.mm(linear.weight)
+            _, activation = layers[i - 1]
+            if activation is not None:
+                grad = _ACTIVATIONS[type(activation)][1](grad, inputs[i])
+    return total / x.numel()
 
 
 @torch.no_grad()
@@ -329,7 +366,7 @@ def train(
     train_images = flatten_images(x_train, device)
     test_images = flatten_images(x_test, device)
     batch_size, patience = hparams["batch_size"], hparams.get("early_stopping_patience", 0)
-    params = list(model.parameters())
+    layers = layers_of(model)
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
     with fp32_matmuls(
         device,
@@ -353,12 +390,9 @@ def train(
             for start in range(0, len(order), batch_size):
                 # index_select copies whole rows; images[indices] goes element by element
                 x = to_unit(torch.index_select(train_images, 0, order[start : start + batch_size]))
-                loss = reconstruction_loss(model(x), x)
-                for param in params:  # zero_grad(set_to_none=True) without its overhead
-                    param.grad = None
-                loss.backward()
+                loss = loss_and_gradients(layers, x)
                 adam_step(optimizer)
-                bce_sum += loss.detach() * x.numel()
+                bce_sum += loss * x.numel()
             train_loss = bce_sum.item() / train_images.numel()
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
