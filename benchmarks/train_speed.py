@@ -1,6 +1,6 @@
 """How fast does aedepth train, against a tutorial loop and the machine's fp32 matmul peak?
 
-Run from the repository root (one command, about 1.5 minutes on a 2-core laptop):
+Run from the repository root (one command, about 2 minutes on a 2-core laptop):
 
     .venv/bin/python benchmarks/train_speed.py
 
@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument(
-        "--epochs", type=int, default=3, help="epochs of each loop per depth (the best counts)"
+        "--epochs", type=int, default=5, help="epochs of each loop per depth (the best counts)"
     )
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (our loop; the tutorial loop runs on the CPU)"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from aedepth import train as training
 from aedepth.model import Autoencoder
@@ -341,3 +342,34 @@ def test_early_stopping_keeps_the_best_weights(tmp_path, monkeypatch):
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[2][key]), key
+
+
+class MatmulPrecisions(TorchDispatchMode):
+    """Records, for every matmul, its operands' shapes and the oneDNN precision in force."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm):
+            shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+            self.calls.append((shapes, torch.backends.mkldnn.matmul.fp32_precision))
+        return func(*args, **(kwargs or {}))
+
+
+def test_small_layers_take_the_default_route_inside_the_onednn_route():
+    model = Autoencoder([100, 50], 2)  # 50 x 2 and 2 x 50 weights: small; the rest not
+    matmul = torch.backends.mkldnn.matmul
+    previous, matmul.fp32_precision = matmul.fp32_precision, "bf16"  # as onednn-fp32 sets it
+    try:
+        with MatmulPrecisions() as recorder:
+            loss_and_gradients(layers_of(model), pixels(64))
+        assert matmul.fp32_precision == "bf16"  # restored
+    finally:
+        matmul.fp32_precision = previous
+    assert len(recorder.calls) == 6 + 6 + 5  # forward, weight gradients, input gradients
+    for shapes, precision in recorder.calls:
+        small = any(2 in shape for shape in shapes)  # the latent code's width
+        assert precision == ("none" if small else "bf16"), shapes
+    assert sum(precision == "none" for _, precision in recorder.calls) == 2 + 2 + 2

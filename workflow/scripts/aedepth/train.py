@@ -217,6 +217,12 @@ def layers_of(model: Autoencoder) -> list[tuple[nn.Linear, nn.Module | None]]:
     return layers
 
 
+# oneDNN spends about 10 us setting up each matmul, torch's default route about 3 us: for a
+# layer with fewer weights than this (into and out of a small latent code, e.g. 100 x 2) the
+# set-up is most of the work, so its matmuls take the default route, which is fp32 anyway.
+SMALL_LAYER_WEIGHTS = 4096
+
+
 @torch.no_grad()
 def loss_and_gradients(
     layers: list[tuple[nn.Linear, nn.Module | None]], x: torch.Tensor
@@ -225,32 +231,42 @@ def loss_and_gradients(
     layers_of(model); the loss's gradient lands in each parameter's .grad.
 
     This is `loss.backward()` written out for the MLP: the same kernels on the same operands
-    in the same order, so the gradients are bit-identical to autograd's (a test checks), but
-    without autograd's per-node bookkeeping, transposed views and fresh gradient tensors:
-    about 10 % of a CPU training step. The loss gradient is the closed form
-    (sigmoid(logits) - x) / n in one pass; the first layer's input gets no gradient.
+    in the same order, so the gradients are bit-identical to autograd's on the same matmul
+    route (a test checks), but without autograd's per-node bookkeeping, transposed views and
+    fresh gradient tensors: about 10 % of a CPU training step. The loss gradient is the
+    closed form (sigmoid(logits) - x) / n in one pass; the first layer's input gets none.
     """
+    matmul = torch.backends.mkldnn.matmul
+    route = matmul.fp32_precision  # as fp32_matmuls set it
+    precisions = [
+        route if linear.weight.numel() >= SMALL_LAYER_WEIGHTS else "none" for linear, _ in layers
+    ]
     inputs = []  # each layer's input, kept for its backward (as autograd keeps them)
     h = x
-    for linear, activation in layers:
-        inputs.append(h)
-        h = torch.addmm(linear.bias, h, linear.weight.t())
-        if activation is not None:
-            h = _ACTIVATIONS[type(activation)][0](h)
-    total, probabilities = _bce_sum(h, x)
-    grad = probabilities.sub_(x).mul_(1 / x.numel())  # d loss / d logits
-    for i in reversed(range(len(layers))):
-        linear, _ = layers[i]
-        for param in (linear.weight, linear.bias):
-            if param.grad is None:
-                param.grad = torch.empty_like(param)
-        torch.mm(grad.t(), inputs[i], out=linear.weight.grad)
-        torch.sum(grad, 0, out=linear.bias.grad)
-        if i > 0:
-            grad = grad.mm(linear.weight)
-            _, activation = layers[i - 1]
+    try:
+        for (linear, activation), precision in zip(layers, precisions):
+            inputs.append(h)
+            matmul.fp32_precision = precision
+            h = torch.addmm(linear.bias, h, linear.weight.t())
             if activation is not None:
-                grad = _ACTIVATIONS[type(activation)][1](grad, inputs[i])
+                h = _ACTIVATIONS[type(activation)][0](h)
+        total, probabilities = _bce_sum(h, x)
+        grad = probabilities.sub_(x).mul_(1 / x.numel())  # d loss / d logits
+        for i in reversed(range(len(layers))):
+            linear, _ = layers[i]
+            matmul.fp32_precision = precisions[i]
+            for param in (linear.weight, linear.bias):
+                if param.grad is None:
+                    param.grad = torch.empty_like(param)
+            torch.mm(grad.t(), inputs[i], out=linear.weight.grad)
+            torch.sum(grad, 0, out=linear.bias.grad)
+            if i > 0:
+                grad = grad.mm(linear.weight)
+                _, activation = layers[i - 1]
+                if activation is not None:
+                    grad = _ACTIVATIONS[type(activation)][1](grad, inputs[i])
+    finally:
+        matmul.fp32_precision = route
     return total / x.numel()
 
 
