@@ -294,14 +294,20 @@ def test_a_route_that_is_not_fp32_exact_is_refused(monkeypatch):
     monkeypatch.setattr(training, "_cpu_has_amx", lambda: False)
     with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
         assert route == "default"
-        assert torch.backends.mkldnn.matmul.fp32_precision == "none"
+        assert torch.backends.mkldnn.matmul.fp32_precision == "ieee"
 
 
 def test_cpus_with_amx_never_take_the_bf16_setting(monkeypatch):
     monkeypatch.setattr(training, "_cpu_has_amx", lambda: True)
-    with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
-        assert route == "default"
-        assert torch.backends.mkldnn.matmul.fp32_precision == "none"
+    matmul = torch.backends.mkldnn.matmul
+    previous, matmul.fp32_precision = matmul.fp32_precision, "bf16"  # set by someone else
+    try:
+        with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
+            assert route == "default"
+            assert matmul.fp32_precision == "ieee"  # strict fp32 regardless
+        assert matmul.fp32_precision == "bf16"  # and restored
+    finally:
+        matmul.fp32_precision = previous
 
 
 @pytest.mark.parametrize(
@@ -371,5 +377,5 @@ def test_small_layers_take_the_default_route_inside_the_onednn_route():
     assert len(recorder.calls) == 6 + 6 + 5  # forward, weight gradients, input gradients
     for shapes, precision in recorder.calls:
         small = any(2 in shape for shape in shapes)  # the latent code's width
-        assert precision == ("none" if small else "bf16"), shapes
-    assert sum(precision == "none" for _, precision in recorder.calls) == 2 + 2 + 2
+        assert precision == ("ieee" if small else "bf16"), shapes
+    assert sum(precision == "ieee" for _, precision in recorder.calls) == 2 + 2 + 2

@@ -1,4 +1,4 @@
-"""One flat training loop with per-epoch atomic checkpoints and exact resume."""
+"""One flat training loop, its backward pass written out; atomic checkpoints and exact resume."""
 
 from __future__ import annotations
 
@@ -139,7 +139,8 @@ def fp32_matmuls(
 
     `layers` are (in, out) of the Linear layers; `train_rows` every batch size they are
     trained with (forward and backward), `eval_rows` every one they only run forward.
-    Yields the route's name: "onednn-fp32", "cuda-fp32" (TF32 off), or "default" (torch's own).
+    Yields the route's name: "onednn-fp32", "cuda-fp32" (TF32 off), or "default" (torch's own
+    kernels, strict fp32).
     """
     if device.type == "cuda":
         cublas = torch.backends.cuda.matmul
@@ -153,6 +154,7 @@ def fp32_matmuls(
     matmul = torch.backends.mkldnn.matmul
     previous = matmul.fp32_precision
     route = "default"
+    matmul.fp32_precision = "ieee"  # strict fp32, whatever was set before
     if (
         device.type == "cpu"
         and platform.system() == "Linux"
@@ -172,7 +174,7 @@ def fp32_matmuls(
         ):
             route = "onednn-fp32"
         else:
-            matmul.fp32_precision = previous
+            matmul.fp32_precision = "ieee"
     try:
         yield route
     finally:
@@ -219,7 +221,7 @@ def layers_of(model: Autoencoder) -> list[tuple[nn.Linear, nn.Module | None]]:
 
 # oneDNN spends about 10 us setting up each matmul, torch's default route about 3 us: for a
 # layer with fewer weights than this (into and out of a small latent code, e.g. 100 x 2) the
-# set-up is most of the work, so its matmuls take the default route, which is fp32 anyway.
+# set-up is most of the work, so its matmuls take the default route (strict fp32, "ieee").
 SMALL_LAYER_WEIGHTS = 4096
 
 
@@ -239,7 +241,7 @@ def loss_and_gradients(
     matmul = torch.backends.mkldnn.matmul
     route = matmul.fp32_precision  # as fp32_matmuls set it
     precisions = [
-        route if linear.weight.numel() >= SMALL_LAYER_WEIGHTS else "none" for linear, _ in layers
+        route if linear.weight.numel() >= SMALL_LAYER_WEIGHTS else "ieee" for linear, _ in layers
     ]
     inputs = []  # each layer's input, kept for its backward (as autograd keeps them)
     h = x
