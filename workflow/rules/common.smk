@@ -105,7 +105,7 @@ def training_hparams(wildcards):
 def training_threads():
     """Threads per training job, so that `--cores N` keeps N cores busy on any machine.
 
-    Training jobs scale better side by side than by threads (two 1-thread jobs train ~37 %
+    Training jobs scale better side by side than by threads (two 1-thread jobs train ~6 %
     more than one 2-thread job on 2 cores), so with at least as many jobs as cores each job
     gets 1 thread and the jobs run in parallel; with few jobs on many cores (3 jobs, 64
     cores) the cores are split between them, up to 8 each: a batch of 128 rows is too
