@@ -17,10 +17,8 @@ from aedepth.config import (
     ConfigError,
     coerce_cli_lists,
     data_settings,
-    encoder_widths,
     idx_paths,
     load_schema,
-    model_id,
     validate_config,
 )
 
@@ -305,11 +303,6 @@ def test_suggested_spelling_of_exponents_is_a_yaml_float(text):
     message = error_of(config_with(learning_rate=text))
     suggestion = message.split(" as text, write ")[1].split(")")[0]
     assert yaml.safe_load(f"x: {suggestion}")["x"] == float(text)
-
-
-def test_helpers():
-    assert model_id(3, 2, 1) == "depth3_dim2_seed1"
-    assert encoder_widths([500, 300, 100], 2) == [500, 300]
 
 
 def test_dataset_settings_and_overrides():

@@ -1,19 +1,26 @@
-# Config validation and the helpers that name every file of the study.
+# Config validation, the study's grid of runs, and the helpers that name every file.
 import os
+import re
 import sys
 from pathlib import Path
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
+from aedepth.baselines import BASELINES
 from aedepth.config import (
     ConfigError,
     coerce_cli_lists,
     data_settings,
-    encoder_widths,
     idx_paths,
     load_schema,
     validate_config,
+)
+from aedepth.grid import (
+    PATHS,
+    baseline_hparams,
+    build_grid,
+    training_hparams,
 )
 from aedepth.imports import package_modules
 
@@ -22,6 +29,7 @@ try:
     validate_config(
         config, load_schema(SCRIPTS.parent / "schemas" / "config.schema.yaml")
     )
+    GRID = build_grid(config, BASELINES)
 except ConfigError as error:
     # One line and exit 1: a WorkflowError would wrap it in file/line noise.
     print(f"aedepth: {error}", file=sys.stderr)
@@ -30,25 +38,22 @@ except ConfigError as error:
 DATA = data_settings(config)
 IDX_NAMES = list(DATA["checksums"])
 DATASET = "results/data/dataset.npz"
-MODELS = [
-    (depth, latent, seed)
-    for latent in config["latent_dims"]
-    for depth in config["depths"]
-    for seed in config["seeds"]
-]
-WEIGHTS = "results/models/depth{depth}_dim{latent}_seed{seed}/model.pt"
-HPARAMS = "results/models/depth{depth}_dim{latent}_seed{seed}/hparams.json"
-HISTORY = "results/models/depth{depth}_dim{latent}_seed{seed}/history.csv"
-LATENTS = "results/latents/depth{depth}_dim{latent}_seed{seed}.parquet"
-METRICS = "results/metrics/depth{depth}_dim{latent}_seed{seed}.json"
-PCA_METRICS = "results/metrics/pca_dim{latent}.json"
 ENV = "../../envs/aedepth.yaml"
+# Baseline files are the runs' own paths, with the id split into method and setting.
+BASELINE_LATENTS = PATHS["latents"].format(run="{method}_{setting}")
+BASELINE_METRICS = PATHS["metrics"].format(run="{method}_{setting}")
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 wildcard_constraints:
-    depth=r"\d+",
-    latent=r"\d+",
-    seed=r"\d+",
+    run=one_of(run.id for run in GRID.models),
+    group=one_of(GRID.groups()),
+    method=one_of(GRID.baselines),
+    setting=one_of(run.id.split("_", 1)[1] for run in GRID.baseline_runs),
 
 
 def code_of(script):
@@ -61,20 +66,22 @@ def code_of(script):
     return [os.path.relpath(path) for path in package_modules(SCRIPTS / script)]
 
 
-def per_model(pattern, depth=None, latent=None):
-    """`pattern` for every model (or those of one depth / latent size), always in one order."""
-    return [
-        pattern.format(depth=d, latent=k, seed=s)
-        for d, k, s in MODELS
-        if depth in (None, d) and latent in (None, k)
-    ]
-
-
-def per_seed(pattern):
-    """Input function: `pattern` for every seed of the job's depth and latent size."""
-    return lambda wildcards: per_model(
-        pattern, depth=int(wildcards.depth), latent=int(wildcards.latent)
+def run_of(wildcards):
+    return GRID.run(
+        wildcards.run
+        if "run" in wildcards.keys()
+        else f"{wildcards.method}_{wildcards.setting}"
     )
+
+
+def of_runs(kind, runs=None):
+    """The `kind` file (see aedepth.grid.PATHS) of every model, or of `runs`, in grid order."""
+    return [run.path(kind) for run in (GRID.models if runs is None else runs)]
+
+
+def of_group(kind):
+    """Input function: the `kind` file of every seed of the job's group."""
+    return lambda wildcards: of_runs(kind, GRID.groups()[wildcards.group])
 
 
 def source_files(wildcards):
@@ -85,21 +92,6 @@ def source_files(wildcards):
         # so its new mtime must not rerun the study; changed checksums rerun via params.
         return [ancient(f"results/data/idx/{name}") for name in IDX_NAMES]
     return [str(path) for path in idx_paths(config["source"], IDX_NAMES)]
-
-
-def training_hparams(wildcards):
-    """Exactly what one training job depends on: its own widths, not the whole list."""
-    depth = int(wildcards.depth)
-    return {
-        "depth": depth,
-        "widths": encoder_widths(config["hidden_sizes"], depth),
-        "latent_dim": int(wildcards.latent),
-        "epochs": config["epochs"],
-        "batch_size": config["batch_size"],
-        "learning_rate": config["learning_rate"],
-        "early_stopping_patience": config["early_stopping_patience"],
-        "seed": int(wildcards.seed),
-    }
 
 
 def training_threads():
@@ -116,7 +108,7 @@ def training_threads():
     except WorkflowError:  # --unlock, --summary, ... run no job and need no --cores
         cores = 1
     cores = cores if isinstance(cores, int) else 1
-    return max(1, min(8, cores // len(MODELS)))
+    return max(1, min(8, cores // len(GRID.models)))
 
 
 def metric_settings():
@@ -128,6 +120,17 @@ def metric_settings():
     }
 
 
+def group_labels(figure):
+    """Report labels of a per-group figure: its name and the group's axis values."""
+
+    def labels(wildcards):
+        run = GRID.groups()[wildcards.group][0]
+        values = {GRID.labels[name]: str(value) for name, value in run.values}
+        return {"figure": figure, **values} | {GRID.labels["seed"]: "median kNN"}
+
+    return labels
+
+
 def final_outputs():
     return [
         "results/summary.csv",
@@ -135,11 +138,10 @@ def final_outputs():
         "results/depth_intervals.csv",
         "results/depth_comparisons.csv",
         "results/findings.md",
-        *per_model(LATENTS),
+        *of_runs("latents", GRID.runs),
         *expand(
-            "results/figures/depth{depth}_dim{latent}_{kind}.png",
-            depth=config["depths"],
-            latent=config["latent_dims"],
+            "results/figures/{group}_{kind}.png",
+            group=GRID.groups(),
             kind=["reconstructions", "latent"],
         ),
         "results/figures/reconstructions.png",

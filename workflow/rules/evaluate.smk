@@ -1,4 +1,4 @@
-# Latent embeddings and how well they separate the digits.
+# Latent embeddings of every run, and how well they separate the classes.
 
 
 localrules:
@@ -10,18 +10,19 @@ localrules:
 rule embed:
     input:
         data=DATASET,
-        weights=WEIGHTS,
-        hparams=HPARAMS,
+        weights=PATHS["weights"],
+        hparams=PATHS["hparams"],
         code=code_of("embed_latents.py"),
     output:
-        LATENTS,
+        PATHS["latents"],
     log:
-        "results/logs/embed/depth{depth}_dim{latent}_seed{seed}.log",
+        "results/logs/embed/{run}.log",
     benchmark:
-        "results/benchmarks/embed/depth{depth}_dim{latent}_seed{seed}.tsv"
+        "results/benchmarks/embed/{run}.tsv"
     conda:
         ENV
     params:
+        record=lambda wildcards: run_of(wildcards).record(),
         dataset=config["dataset"],
         source=config["source"],
     script:
@@ -31,50 +32,52 @@ rule embed:
 rule evaluate:
     input:
         data=DATASET,
-        latents=LATENTS,
-        weights=WEIGHTS,
-        hparams=HPARAMS,
-        history=HISTORY,
+        latents=PATHS["latents"],
+        weights=PATHS["weights"],
+        hparams=PATHS["hparams"],
+        history=PATHS["history"],
         code=code_of("evaluate_latents.py"),
     output:
-        METRICS,
+        PATHS["metrics"],
     log:
-        "results/logs/evaluate/depth{depth}_dim{latent}_seed{seed}.log",
+        "results/logs/evaluate/{run}.log",
     benchmark:
-        "results/benchmarks/evaluate/depth{depth}_dim{latent}_seed{seed}.tsv"
+        "results/benchmarks/evaluate/{run}.tsv"
     conda:
         ENV
     params:
+        record=lambda wildcards: run_of(wildcards).record(),
         metrics=metric_settings(),
     script:
         "../scripts/evaluate_latents.py"
 
 
-rule pca_baseline:
+rule baseline:
     input:
         data=DATASET,
-        code=code_of("pca_baseline.py"),
+        code=code_of("fit_baseline.py"),
     output:
-        PCA_METRICS,
+        latents=BASELINE_LATENTS,
+        metrics=BASELINE_METRICS,
     log:
-        "results/logs/pca_baseline/dim{latent}.log",
+        "results/logs/baseline/{method}_{setting}.log",
     benchmark:
-        "results/benchmarks/pca_baseline/dim{latent}.tsv"
+        "results/benchmarks/baseline/{method}_{setting}.tsv"
     conda:
         ENV
     params:
-        latent_dim=lambda wildcards: int(wildcards.latent),
+        hparams=lambda wildcards: baseline_hparams(run_of(wildcards)),
+        record=lambda wildcards: run_of(wildcards).record(),
         metrics=metric_settings(),
+        dataset=config["dataset"],
+        source=config["source"],
     script:
-        "../scripts/pca_baseline.py"
+        "../scripts/fit_baseline.py"
 
 
 rule summarize:
     input:
-        metrics=[
-            *per_model(METRICS),
-            *expand(PCA_METRICS, latent=config["latent_dims"]),
-        ],
+        metrics=of_runs("metrics", GRID.runs),
         code=code_of("summarize.py"),
     output:
         report(
@@ -87,6 +90,9 @@ rule summarize:
         "results/logs/summarize.log",
     conda:
         ENV
+    params:
+        axes=GRID.axis_names,
+        methods=["autoencoder", *GRID.baselines],
     script:
         "../scripts/summarize.py"
 
@@ -130,6 +136,8 @@ rule compare_depths:
     conda:
         ENV
     params:
+        conditions=GRID.conditions,
+        labels=GRID.labels,
         dataset=config["dataset"],
         source=config["source"],
     script:

@@ -1,6 +1,6 @@
-# Figures: per depth, combined, metrics against depth, training curves.
-# The Snakemake report (snakemake --report results/report.html) groups them by category;
-# its captions are the .rst files in workflow/report/.
+# Figures: per group (a depth and its conditions, all seeds), combined, metrics against depth,
+# training curves. The Snakemake report (snakemake --report results/report.html) groups them
+# by category; its captions are the .rst files in workflow/report/.
 
 
 report: "../report/workflow.rst"
@@ -17,35 +17,29 @@ localrules:
 rule plot_reconstructions:
     input:
         data=DATASET,
-        weights=per_seed(WEIGHTS),
-        hparams=per_seed(HPARAMS),
-        metrics=per_seed(METRICS),
+        weights=of_group("weights"),
+        hparams=of_group("hparams"),
+        metrics=of_group("metrics"),
         code=code_of("plot_reconstructions.py"),
     output:
         report(
-            "results/figures/depth{depth}_dim{latent}_reconstructions.png",
+            "results/figures/{group}_reconstructions.png",
             caption="../report/depth_reconstructions.rst",
             category="Per depth",
-            subcategory="Depth {depth}, latent size {latent}",
-            labels={
-                "figure": "reconstructions",
-                "depth": "{depth}",
-                "latent size": "{latent}",
-            },
+            subcategory="{group}",
+            labels=group_labels("reconstructions"),
         ),
     log:
-        "results/logs/plot_reconstructions/depth{depth}_dim{latent}.log",
+        "results/logs/plot_reconstructions/{group}.log",
     benchmark:
-        "results/benchmarks/plot_reconstructions/depth{depth}_dim{latent}.tsv"
+        "results/benchmarks/plot_reconstructions/{group}.tsv"
     conda:
         ENV
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
-        title=lambda wildcards: (
-            f"Test images (top) reconstructed with {wildcards.depth} hidden layer(s), "
-            f"latent size {wildcards.latent}"
-        ),
+        labels=GRID.labels,
+        title="Test images (top) and their reconstructions",
     script:
         "../scripts/plot_reconstructions.py"
 
@@ -53,9 +47,9 @@ rule plot_reconstructions:
 use rule plot_reconstructions as plot_combined with:
     input:
         data=DATASET,
-        weights=per_model(WEIGHTS),
-        hparams=per_model(HPARAMS),
-        metrics=per_model(METRICS),
+        weights=of_runs("weights"),
+        hparams=of_runs("hparams"),
+        metrics=of_runs("metrics"),
         code=code_of("plot_reconstructions.py"),
     output:
         report(
@@ -71,35 +65,33 @@ use rule plot_reconstructions as plot_combined with:
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
-        title="Test images (top) and their reconstructions, one row per depth and latent size",
+        labels=GRID.labels,
+        title="Test images (top) and their reconstructions, one row per depth and setting",
 
 
 rule plot_latent:
     input:
-        latents=per_seed(LATENTS),
-        metrics=per_seed(METRICS),
+        latents=of_group("latents"),
+        metrics=of_group("metrics"),
         code=code_of("plot_latent.py"),
     output:
         report(
-            "results/figures/depth{depth}_dim{latent}_latent.png",
+            "results/figures/{group}_latent.png",
             caption="../report/depth_latent.rst",
             category="Per depth",
-            subcategory="Depth {depth}, latent size {latent}",
-            labels={
-                "figure": "latent space",
-                "depth": "{depth}",
-                "latent size": "{latent}",
-            },
+            subcategory="{group}",
+            labels=group_labels("latent space"),
         ),
     log:
-        "results/logs/plot_latent/depth{depth}_dim{latent}.log",
+        "results/logs/plot_latent/{group}.log",
     benchmark:
-        "results/benchmarks/plot_latent/depth{depth}_dim{latent}.tsv"
+        "results/benchmarks/plot_latent/{group}.tsv"
     conda:
         ENV
     params:
         dpi=config["plot_dpi"],
         classes=DATA["classes"],
+        labels=GRID.labels,
     script:
         "../scripts/plot_latent.py"
 
@@ -107,7 +99,6 @@ rule plot_latent:
 rule plot_metrics:
     input:
         summary="results/summary.csv",
-        intervals="results/depth_intervals.csv",
         code=code_of("plot_metrics.py"),
     output:
         report(
@@ -124,14 +115,15 @@ rule plot_metrics:
         ENV
     params:
         dpi=config["plot_dpi"],
+        conditions=GRID.conditions,
+        labels=GRID.labels,
     script:
         "../scripts/plot_metrics.py"
 
 
 rule plot_training:
     input:
-        hparams=per_model(HPARAMS),
-        histories=per_model(HISTORY),
+        histories=of_runs("history"),
         code=code_of("plot_training.py"),
     output:
         report(
@@ -148,5 +140,7 @@ rule plot_training:
         ENV
     params:
         dpi=config["plot_dpi"],
+        records=[run.record() for run in GRID.models],
+        labels=GRID.labels,
     script:
         "../scripts/plot_training.py"

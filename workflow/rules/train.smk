@@ -1,4 +1,4 @@
-# One autoencoder per (depth, seed).
+# One autoencoder per model run of the grid (see aedepth.grid).
 
 
 rule train:
@@ -6,13 +6,13 @@ rule train:
         data=DATASET,
         code=code_of("train_model.py"),
     output:
-        weights=WEIGHTS,
-        hparams=HPARAMS,
-        history=HISTORY,
+        weights=PATHS["weights"],
+        hparams=PATHS["hparams"],
+        history=PATHS["history"],
     log:
-        "results/logs/train/depth{depth}_dim{latent}_seed{seed}.log",
+        "results/logs/train/{run}.log",
     benchmark:
-        "results/benchmarks/train/depth{depth}_dim{latent}_seed{seed}.tsv"
+        "results/benchmarks/train/{run}.tsv"
     conda:
         ENV
     threads: training_threads()
@@ -20,7 +20,7 @@ rule train:
         mem_mb=2000,
         runtime=60,
     params:
-        hparams=training_hparams,
+        hparams=lambda wildcards: training_hparams(run_of(wildcards), config),
         device=config["device"],
     script:
         "../scripts/train_model.py"

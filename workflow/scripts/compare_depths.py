@@ -3,14 +3,15 @@
 import pandas as pd
 
 from aedepth.files import atomic_output
+from aedepth.grid import AUTOENCODER
 from aedepth.jobs import job_log
 from aedepth.stats import depth_comparisons, depth_intervals, findings_markdown
 
 with job_log(snakemake.log[0]):
     summary = pd.read_csv(snakemake.input.summary)
-    models = summary[summary["method"] == "autoencoder"]
-    intervals = depth_intervals(models)
-    comparisons = depth_comparisons(models)
+    conditions = snakemake.params.conditions
+    intervals = depth_intervals(summary, conditions)
+    comparisons = depth_comparisons(summary[summary["method"] == AUTOENCODER], conditions)
     data = f"{snakemake.params.dataset} (source: {snakemake.params.source})"
     for table, path in (
         (intervals, snakemake.output.intervals),
@@ -18,5 +19,8 @@ with job_log(snakemake.log[0]):
     ):
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
+    findings = findings_markdown(
+        summary, intervals, comparisons, conditions, snakemake.params.labels, data
+    )
     with atomic_output(snakemake.output.findings) as tmp:
-        tmp.write_text(findings_markdown(models, comparisons, data))
+        tmp.write_text(findings)

@@ -14,11 +14,8 @@ with job_log(snakemake.log[0]):
         split: (encode_images(model, data[f"x_{split}"]), data[f"y_{split}"])
         for split in ("train", "test")
     }
-    metadata = {
-        "depth": hparams["depth"],
-        "seed": hparams["seed"],
+    metadata = snakemake.params.record | {
         "widths": hparams["widths"],
-        "latent_dim": hparams["latent_dim"],
         "dataset": snakemake.params.dataset,
         "source": snakemake.params.source,
     }

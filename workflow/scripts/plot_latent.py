@@ -1,18 +1,19 @@
-"""Snakemake adapter: one depth's test set in latent space (the median-kNN seed)."""
+"""Snakemake adapter: one group's test set in latent space (its median-kNN seed)."""
 
 from aedepth.files import read_json
 from aedepth.jobs import job_log
 from aedepth.latents import read_latents
 from aedepth.plots import latent_scatter, save_figure
-from aedepth.summary import representatives
+from aedepth.summary import representatives, setting_label
 
 with job_log(snakemake.log[0]):
     records = [read_json(path) for path in snakemake.input.metrics]
-    (((latent, depth), position),) = representatives(records).items()
+    axes = [name for name in snakemake.params.labels if name in records[0]]
+    (position,) = representatives(records, axes).values()
     record = records[position]
     splits, _ = read_latents(snakemake.input.latents[position])
     title = (
-        f"{depth} hidden layer{'s' if depth > 1 else ''}, latent size {latent}, seed {record['seed']}:"
+        f"{setting_label(record, axes, snakemake.params.labels)}, seed {record['seed']}:"
         " test set in latent space"
         f"\nkNN accuracy {record['knn_accuracy']:.3f}, silhouette {record['silhouette']:.3f}"
     )

@@ -1,4 +1,4 @@
-"""Snakemake adapter: every metric against depth with 95 % intervals and the PCA reference."""
+"""Snakemake adapter: every metric against depth with 95 % intervals and the baselines."""
 
 import pandas as pd
 
@@ -7,6 +7,6 @@ from aedepth.plots import metrics_vs_depth, save_figure
 
 with job_log(snakemake.log[0]):
     figure = metrics_vs_depth(
-        pd.read_csv(snakemake.input.summary), pd.read_csv(snakemake.input.intervals)
+        pd.read_csv(snakemake.input.summary), snakemake.params.conditions, snakemake.params.labels
     )
     save_figure(figure, snakemake.output[0], snakemake.params.dpi)

@@ -1,15 +1,17 @@
-"""Snakemake adapter: train and validation loss per epoch for every depth and seed."""
+"""Snakemake adapter: the loss curves of every model, a panel per setting, a colour per seed."""
 
 import pandas as pd
 
-from aedepth.files import read_json
 from aedepth.jobs import job_log
 from aedepth.plots import save_figure, training_curves
+from aedepth.summary import setting_label
 
 with job_log(snakemake.log[0]):
-    histories: dict[tuple[int, int], dict[int, pd.DataFrame]] = {}
-    for hparams_path, history_path in zip(snakemake.input.hparams, snakemake.input.histories):
-        hparams = read_json(hparams_path)
-        key = (hparams["latent_dim"], hparams["depth"])
-        histories.setdefault(key, {})[hparams["seed"]] = pd.read_csv(history_path)
+    labels = snakemake.params.labels
+    histories = pd.concat(
+        pd.read_csv(path).assign(
+            setting=setting_label(record, list(labels), labels), seed=record["seed"]
+        )
+        for record, path in zip(snakemake.params.records, snakemake.input.histories)
+    )
     save_figure(training_curves(histories), snakemake.output[0], snakemake.params.dpi)

@@ -162,12 +162,3 @@ def _yaml_number(error: jsonschema.ValidationError) -> str:
 def load_schema(path: str | Path) -> dict[str, Any]:
     with open(path) as handle:
         return yaml.safe_load(handle)
-
-
-def model_id(depth: int, latent_dim: int, seed: int) -> str:
-    return f"depth{depth}_dim{latent_dim}_seed{seed}"
-
-
-def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:
-    """Hidden widths of a depth-`depth` encoder: the first `depth` configured sizes."""
-    return list(hidden_sizes[:depth])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +25,11 @@ def atomic_output(path: str | Path):
         tmp.unlink(missing_ok=True)
 
 
-def write_json(path: str | Path, data) -> None:
+def write_json(path: str | Path, data: dict) -> None:
+    """Write a flat dict as JSON; NaN (not valid JSON) is written as null."""
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(json.dumps(clean, indent=2) + "\n")
 
 
 def read_json(path: str | Path):

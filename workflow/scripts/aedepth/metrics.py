@@ -1,14 +1,14 @@
-"""How well a latent space separates the classes, and how well the model reconstructs.
+"""How well a latent space separates the classes, and how well its run reconstructs.
 
 All metrics are scored on the test split; the kNN classifier is fit on the train latents.
 Higher is better except for davies_bouldin, reconstruction_bce and reconstruction_mse.
+Models and baselines are scored by the same function, `score_embedding`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -77,14 +77,23 @@ def reconstruction_errors(x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
     }
 
 
-def pca_baseline(x_train: np.ndarray, x_test: np.ndarray, n_components: int, seed: int = 0):
-    """Linear reference: PCA latents of train and test, and test reconstructions in [0, 1]."""
-    pca = PCA(n_components=n_components, random_state=seed).fit(x_train)
-    z_test = pca.transform(x_test)
-    return pca.transform(x_train), z_test, np.clip(pca.inverse_transform(z_test), 0.0, 1.0)
+def score_embedding(
+    z_train: np.ndarray,
+    y_train: np.ndarray,
+    z_test: np.ndarray,
+    y_test: np.ndarray,
+    x_test: np.ndarray,
+    x_hat: np.ndarray | None,
+    **settings,
+) -> dict[str, float]:
+    """Every metric of METRICS for one run; the reconstruction errors are NaN for a run
+    that cannot reconstruct (x_hat None). `settings` are latent_metrics' keyword arguments."""
+    scores = latent_metrics(z_train, y_train, z_test, y_test, x_test, **settings)
+    if x_hat is None:
+        return scores | {"reconstruction_bce": float("nan"), "reconstruction_mse": float("nan")}
+    return scores | reconstruction_errors(x_test, x_hat)
 
 
-def representative_seed(knn_by_seed: dict[int, float]) -> int:
-    """The seed whose kNN accuracy is the median (the lower middle one for an even count)."""
-    ranked = sorted(knn_by_seed, key=lambda seed: (knn_by_seed[seed], seed))
-    return ranked[(len(ranked) - 1) // 2]
+def unit_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> float32 (N, 784) intensities in [0, 1]."""
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)

@@ -10,9 +10,12 @@ matplotlib.use("Agg")  # headless: jobs run on servers and cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from aedepth.files import atomic_output  # noqa: E402
+from aedepth.grid import AUTOENCODER, COMPARED  # noqa: E402
 from aedepth.metrics import METRICS  # noqa: E402
+from aedepth.stats import t_interval  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int) -> None:
@@ -88,91 +91,148 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, class_names: l
     return fig
 
 
-def metrics_vs_depth(summary: pd.DataFrame, intervals: pd.DataFrame):
-    """One panel per metric against depth, a colour per latent size: each seed a point, the
-    mean over seeds a line with its 95 % interval as bars, the PCA of that size dashed."""
-    models = summary[summary["method"] == "autoencoder"]
-    pca = summary[summary["method"] == "pca"].set_index("latent_dim")
-    sizes = sorted(models["latent_dim"].unique())
-    cmap = plt.get_cmap("tab10")
-    n_cols = 3
-    n_rows = -(-len(METRICS) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.2 * n_rows), squeeze=False)
-    for ax, (metric, higher_is_better) in zip(axes.flat, METRICS.items()):
-        for i, size in enumerate(sizes):
-            color = cmap(i % 10)
-            offset = 0.06 * (i - (len(sizes) - 1) / 2)  # side by side, not on top of each other
-            points = models[models["latent_dim"] == size]
-            ax.scatter(points["depth"] + offset, points[metric], color=color, alpha=0.35, s=14)
-            mean = intervals[(intervals["latent_dim"] == size) & (intervals["metric"] == metric)]
-            ax.errorbar(
-                mean["depth"] + offset,
-                mean["mean"],
-                yerr=[mean["mean"] - mean["ci_low"], mean["ci_high"] - mean["mean"]],
-                color=color,
-                marker="o",
-                capsize=3,
-                label=f"latent {size}: mean, 95 % interval",
+def _setting_column(table: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
+    """One text per row naming its conditions, e.g. "latent size 2" (the hue of a figure)."""
+    if not conditions:
+        return pd.Series("all runs", index=table.index)
+    return table[conditions].apply(
+        lambda row: ", ".join(
+            f"{labels.get(c, c)} {row[c]}" for c in conditions if not pd.isna(row[c])
+        ),
+        axis=1,
+    )
+
+
+def _colour_of(table: pd.DataFrame, baseline, conditions: list[str], palette: dict):
+    """A baseline's line takes the colour of the one model setting it matches (grey if several)."""
+    mask = table["method"] == AUTOENCODER
+    for c in conditions:
+        if not pd.isna(baseline[c]):
+            mask &= table[c] == baseline[c]
+    matches = table.loc[mask, "setting"].unique()
+    return palette[matches[0]] if len(matches) == 1 else "0.35"
+
+
+def _t_bounds(values) -> tuple[float, float]:
+    """seaborn errorbar: the same 95 % t interval as depth_intervals.csv (none for 1 seed)."""
+    mean, low, high = t_interval(values)
+    return (mean, mean) if np.isnan(low) else (low, high)
+
+
+def metrics_vs_depth(summary: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
+    """One panel per metric against depth, a colour per setting of the conditions: each seed
+    a point, the mean over seeds a line with its 95 % t interval as bars, and every baseline
+    (by name) a horizontal line at its mean, in the colour of the setting it shares."""
+    table = summary.assign(setting=_setting_column(summary, conditions, labels))
+    long = table.melt(
+        id_vars=["method", "setting", COMPARED], value_vars=list(METRICS), var_name="metric"
+    ).dropna(subset=["value"])
+    models = long[long["method"] == AUTOENCODER]
+    baselines = long[long["method"] != AUTOENCODER]
+    settings = list(dict.fromkeys(table.loc[table["method"] == AUTOENCODER, "setting"]))
+    palette = dict(zip(settings, sns.color_palette("tab10", len(settings))))
+    grid = sns.FacetGrid(
+        models,
+        col="metric",
+        col_order=list(METRICS),
+        col_wrap=3,
+        sharey=False,
+        height=3.0,
+        aspect=1.35,
+    )
+    grid.map_dataframe(
+        sns.lineplot,
+        x=COMPARED,
+        y="value",
+        hue="setting",
+        hue_order=settings,
+        palette=palette,
+        errorbar=_t_bounds,
+        err_style="bars",
+        marker="o",
+        err_kws={"capsize": 3},
+    )
+    grid.map_dataframe(
+        sns.stripplot,
+        x=COMPARED,
+        y="value",
+        hue="setting",
+        hue_order=settings,
+        palette=palette,
+        native_scale=True,
+        alpha=0.35,
+        size=4,
+        jitter=0.06,
+        dodge=False,
+        legend=False,
+    )
+    styles = dict(zip(baselines["method"].unique(), ["--", ":", "-.", (0, (5, 1))] * 4))
+    colours = {
+        setting: _colour_of(table, rows.iloc[0], conditions, palette)
+        for setting, rows in table[table["method"] != AUTOENCODER].groupby("setting")
+    }
+    for metric, ax in grid.axes_dict.items():
+        rows = baselines[baselines["metric"] == metric]
+        for (method, setting), values in rows.groupby(["method", "setting"], sort=False):
+            ax.axhline(
+                values["value"].mean(),
+                linestyle=styles[method],
+                linewidth=1.2,
+                color=colours[setting],
+                label=f"{method} ({setting})" if setting else method,
             )
-            if size in pca.index:
-                ax.axhline(
-                    pca.loc[size, metric],
-                    color=color,
-                    linestyle="--",
-                    linewidth=1,
-                    label=f"PCA, {size} components",
-                )
-        ax.set_title(
-            f"{metric} ({'higher' if higher_is_better else 'lower'} is better)", fontsize=10
-        )
+        ax.set_title(f"{metric} ({'higher' if METRICS[metric] else 'lower'} is better)")
         ax.set_xlabel("hidden layers")
-        ax.set_xticks(sorted(models["depth"].unique()))
-    for ax in axes.flat[len(METRICS) :]:
-        ax.set_visible(False)
-    seeds = models.groupby(["latent_dim", "depth"]).size().min()
-    fig.suptitle(
-        f"Latent-space metrics against depth ({seeds} seed{'s' if seeds > 1 else ''} each; "
-        "points are single seeds)"
+        ax.set_xticks(sorted(models[COMPARED].unique()))
+    handles = {}
+    for ax in grid.axes.flat:  # every setting and baseline once, wherever it was drawn
+        handles |= dict(zip(*reversed(ax.get_legend_handles_labels())))
+    grid.figure.legend(
+        list(handles.values()),
+        [f"{n}: mean, 95 % interval" if n in settings else n for n in handles],
+        loc="lower right",
+        fontsize=8,
+        frameon=False,
     )
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    n_seeds = int(table[table["method"] == AUTOENCODER].groupby([COMPARED, "setting"]).size().min())
+    grid.figure.suptitle(
+        f"Latent-space metrics against depth ({n_seeds} seed{'s' if n_seeds != 1 else ''} each; "
+        "points are single seeds; baselines as horizontal lines)"
+    )
+    grid.figure.tight_layout()
+    return grid.figure
 
 
-def training_curves(histories: dict[tuple[int, int], dict[int, pd.DataFrame]]):
-    """Train (solid) and validation (dashed) loss per epoch: a panel per (latent size, depth),
-    a colour per seed; the title gives the mean final gap between validation and train."""
-    keys = sorted(histories)
-    fig, axes = plt.subplots(
-        1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False, sharey=True
+def training_curves(histories: pd.DataFrame):
+    """Loss per epoch, a panel per setting (`setting` column), a colour per seed: train solid,
+    validation (when there is a split) dashed, test dotted; titles give the mean final gap."""
+    long = histories.melt(
+        id_vars=["setting", "seed", "epoch"],
+        value_vars=["train_loss", "val_loss", "test_loss"],
+        var_name="loss",
+    ).dropna(subset=["value"])
+    long["loss"] = long["loss"].str.removesuffix("_loss")
+    grid = sns.relplot(
+        long,
+        kind="line",
+        x="epoch",
+        y="value",
+        col="setting",
+        col_wrap=min(4, long["setting"].nunique()),
+        hue="seed",
+        style="loss",
+        style_order=["train", "val", "test"],
+        palette="tab10",
+        height=3.2,
+        aspect=1.2,
+        facet_kws={"sharey": True},
     )
-    cmap = plt.get_cmap("tab10")
-    for ax, key in zip(axes[0], keys):
-        latent, depth = key
-        gaps = []
-        for i, (seed, history) in enumerate(sorted(histories[key].items())):
-            color = cmap(i % 10)
-            ax.plot(
-                history["epoch"], history["train_loss"], color=color, label=f"seed {seed} train"
-            )
-            ax.plot(
-                history["epoch"],
-                history["val_loss"],
-                color=color,
-                linestyle="--",
-                label=f"seed {seed} validation",
-            )
-            gaps.append(history["val_loss"].iloc[-1] - history["train_loss"].iloc[-1])
-        ax.set_title(
-            f"{depth} hidden layer{'s' if depth > 1 else ''}, latent {latent}\n"
-            f"final gap (validation - train): {np.mean(gaps):+.4f}",
-            fontsize=10,
-        )
-        ax.set_xlabel("epoch")
-    axes[0, 0].set_ylabel("binary cross-entropy per pixel")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    last = histories.sort_values("epoch").groupby(["setting", "seed"]).tail(1)
+    gaps = (last["test_loss"] - last["train_loss"]).groupby(last["setting"]).mean()
+    for setting, ax in grid.axes_dict.items():
+        ax.set_title(f"{setting}\nfinal gap (test - train): {gaps[setting]:+.4f}", fontsize=10)
+    grid.set_axis_labels("epoch", "binary cross-entropy per pixel")
+    return grid.figure
 
 
 def pick_digits(labels: np.ndarray, count: int) -> np.ndarray:

@@ -1,36 +1,79 @@
-"""The summary table: one row per model plus the PCA reference, a documented schema."""
+"""The summary table: one row per run of the grid, models then baselines; a documented schema."""
 
 from __future__ import annotations
 
+import numbers
+
 import pandas as pd
 
-from aedepth.metrics import METRICS, representative_seed
+from aedepth.grid import COMPARED, REPLICATE
+from aedepth.metrics import METRICS
 
-ID_COLUMNS = ("model", "method", "depth", "seed", "latent_dim", "n_test")
-# Training losses (mean per-pixel BCE) at the epoch whose weights were kept; empty for PCA.
-LOSS_COLUMNS = ("kept_epoch", "train_loss", "val_loss", "loss_gap")
-SUMMARY_COLUMNS = (*ID_COLUMNS, *METRICS, *LOSS_COLUMNS)
-
-
-def summary_table(records: list[dict]) -> pd.DataFrame:
-    """Models by latent size, depth and seed; the PCA rows (no depth or seed) last."""
-    table = pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))
-    for column in ("depth", "seed", "kept_epoch"):
-        table[column] = table[column].astype("Int64")
-    table["is_pca"] = table["method"] == "pca"
-    table = table.sort_values(["is_pca", "latent_dim", "depth", "seed"], kind="stable")
-    table = table.drop(columns="is_pca")
-    return table.reset_index(drop=True)
+# Training losses (mean per-pixel BCE) at the epoch whose weights were kept; empty for baselines.
+LOSS_COLUMNS = ("kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap")
 
 
-def representatives(records: list[dict]) -> dict[tuple[int, int], int]:
-    """For each (latent size, depth), the position in `records` of its median-kNN seed."""
-    groups: dict[tuple[int, int], dict[int, int]] = {}
+def summary_columns(axes: list[str]) -> list[str]:
+    return ["model", "method", *axes, "n_test", *METRICS, *LOSS_COLUMNS]
+
+
+def sort_order(axes: list[str]) -> list[str]:
+    """The conditions (axes other than depth and seed) first, then depth, then seed."""
+    return [a for a in axes if a not in (COMPARED, REPLICATE)] + [COMPARED, REPLICATE]
+
+
+def kept_losses(history: pd.DataFrame) -> dict:
+    """The losses of the epoch whose weights a model kept (history.csv's `kept` row).
+
+    `loss_gap` is test minus train loss: a growing gap is overfitting, as the article warns.
+    """
+    (kept,) = history[history["kept"] == 1].itertuples()
+    return {
+        "kept_epoch": int(kept.epoch),
+        "train_loss": float(kept.train_loss),
+        "val_loss": float(kept.val_loss),
+        "test_loss": float(kept.test_loss),
+        "loss_gap": float(kept.test_loss - kept.train_loss),
+    }
+
+
+def summary_table(records: list[dict], axes: list[str], methods: list[str]) -> pd.DataFrame:
+    """Rows by method (in `methods` order), then by `sort_order(axes)`; a baseline's cells of
+    the axes it does not use, and its loss cells, are empty."""
+    table = pd.DataFrame.from_records(records, columns=summary_columns(axes))
+    for column in (*axes, "kept_epoch"):
+        present = table[column].dropna()
+        if all(isinstance(v, numbers.Integral) for v in present):
+            table[column] = table[column].astype("Int64")
+    rank = table["method"].map({method: i for i, method in enumerate(methods)})
+    table = table.assign(_rank=rank).sort_values(
+        ["_rank", *sort_order(axes)], kind="stable", na_position="first"
+    )
+    return table.drop(columns="_rank").reset_index(drop=True)
+
+
+def representative_seed(knn_by_seed: dict[int, float]) -> int:
+    """The seed whose kNN accuracy is the median (the lower middle one for an even count)."""
+    ranked = sorted(knn_by_seed, key=lambda seed: (knn_by_seed[seed], seed))
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def representatives(records: list[dict], axes: list[str]) -> dict[tuple, int]:
+    """For each setting of the axes other than the seed (in sort order), the position in
+    `records` of its median-kNN seed."""
+    keys = [a for a in sort_order(axes) if a != REPLICATE]
+    groups: dict[tuple, dict[int, int]] = {}
     for position, record in enumerate(records):
-        key = (record["latent_dim"], record["depth"])
-        groups.setdefault(key, {})[record["seed"]] = position
+        key = tuple(record[a] for a in keys)
+        groups.setdefault(key, {})[record[REPLICATE]] = position
     chosen = {}
     for key, positions in sorted(groups.items()):
         seed = representative_seed({s: records[p]["knn_accuracy"] for s, p in positions.items()})
         chosen[key] = positions[seed]
     return chosen
+
+
+def setting_label(record: dict, axes: list[str], labels: dict[str, str]) -> str:
+    """How a figure names a record's setting, e.g. "depth 2, latent size 2"."""
+    keys = [a for a in sort_order(axes) if a != REPLICATE]
+    return ", ".join(f"{labels[a]} {record[a]}" for a in keys)

@@ -1,0 +1,68 @@
+"""Reference embeddings the autoencoders are scored against, as a registry.
+
+A baseline is fitted on the training images and embeds the training and test images into as
+many dimensions as the latent size; it reconstructs the test images where it can (None
+where it cannot, e.g. a nonlinear map without an inverse). Adding one is one entry in
+`BASELINES` (see README, "Contributing"); the rules, summary, figures and findings pick it
+up by name from `baselines:` in config.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.random_projection import GaussianRandomProjection
+
+# (x_train, x_test, n_components, seed) -> (z_train, z_test, test reconstructions or None);
+# pixels and reconstructions as float32 in [0, 1].
+Embedder = Callable[
+    [np.ndarray, np.ndarray, int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]
+]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    embed: Embedder
+    seeded: bool  # its result depends on the seed: one run per seed, intervals like models
+    description: str  # one line for the README and the findings
+
+
+def pca(x_train, x_test, n_components, seed):
+    """PCA of the pixels; reconstruction by the inverse map, clipped to [0, 1]."""
+    model = PCA(n_components=n_components, random_state=seed).fit(x_train)
+    z_test = model.transform(x_test)
+    x_hat = np.clip(model.inverse_transform(z_test), 0.0, 1.0)
+    return model.transform(x_train), z_test, x_hat
+
+
+def random_projection(x_train, x_test, n_components, seed):
+    """A Gaussian random linear map of the pixels: what a code no training chose gives.
+
+    Reconstruction by the map's pseudo-inverse, clipped to [0, 1].
+    """
+    model = GaussianRandomProjection(
+        n_components=n_components, random_state=seed, compute_inverse_components=True
+    ).fit(x_train)
+    z_test = model.transform(x_test)
+    x_hat = np.clip(model.inverse_transform(z_test), 0.0, 1.0)
+    return model.transform(x_train), z_test, x_hat
+
+
+BASELINES: dict[str, Baseline] = {
+    "pca": Baseline(pca, seeded=False, description="PCA of the pixels (linear, best in MSE)"),
+    "random_projection": Baseline(
+        random_projection, seeded=True, description="a Gaussian random projection of the pixels"
+    ),
+}
+
+
+def embed_baseline(
+    method: str, x_train: np.ndarray, x_test: np.ndarray, n_components: int, seed: int = 0
+):
+    """Run baseline `method` on float32 pixels in [0, 1]; latents as float32."""
+    z_train, z_test, x_hat = BASELINES[method].embed(x_train, x_test, n_components, seed)
+    reconstructed = None if x_hat is None else x_hat.astype(np.float32)
+    return z_train.astype(np.float32), z_test.astype(np.float32), reconstructed

@@ -1,0 +1,234 @@
+"""The study as data: its axes, its runs and its baselines, built once from the config.
+
+A run is one record: a method (the autoencoder, or a baseline by name), its value on each
+axis, an id built from those values, its output paths and its hyperparameters. Rules,
+scripts, statistics and figures iterate over runs and key on their axis values; nothing
+else spells out a run's name. Model ids read ``depth{depth}_dim{latent_dim}_seed{seed}``
+(each axis's tag and value, in the order of the config's `axes`), baseline ids
+``{method}_dim{latent_dim}`` (plus ``_seed{seed}`` for a seeded baseline).
+
+Two axes have a role in the question: `depth` is the one compared (each depth against the
+next smaller one) and `seed` the one replicated (intervals are taken over seeds, and
+comparisons pair runs that share a seed). Every other axis (latent size, or one a user
+adds) is a condition: the study is answered separately for each combination of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from aedepth.config import ConfigError
+
+AUTOENCODER = "autoencoder"
+COMPARED = "depth"
+REPLICATE = "seed"
+# The axes every study has: the two above, and the latent size every model and baseline needs.
+REQUIRED_AXES = (COMPARED, "latent_dim", REPLICATE)
+
+# Where each run's files live; "{run}" is the run's id (the Snakemake wildcard of that name).
+PATHS = {
+    "weights": "results/models/{run}/model.pt",
+    "hparams": "results/models/{run}/hparams.json",
+    "history": "results/models/{run}/history.csv",
+    "latents": "results/latents/{run}.parquet",
+    "metrics": "results/metrics/{run}.json",
+}
+# Hyperparameters every model takes from the config; an axis of the same name overrides one.
+TRAINING_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "early_stopping_patience",
+    "validation_fraction",
+)
+# Axis values appear in file names: letters, digits, '.', '+' and '-' only ('_' separates).
+_ID_VALUE = re.compile(r"^[A-Za-z0-9.+-]+$")
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str  # the value's name in hyperparameters, records and tables, e.g. "latent_dim"
+    values_key: str  # the config key listing its values, e.g. "latent_dims"
+    tag: str  # its prefix in run ids, e.g. "dim"
+    label: str  # how figures and findings name it, e.g. "latent size"
+    baselines: bool  # baselines are fitted per value too (latent size: yes; depth: no)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the study: an autoencoder to train, or a baseline to fit."""
+
+    method: str
+    values: tuple[tuple[str, Any], ...]  # (axis name, value) in grid order
+    id: str  # unique in the study; the {run} wildcard
+    group: str  # the id without the seed: the runs a per-depth figure shows together
+
+    def __getitem__(self, axis: str) -> Any:
+        return dict(self.values)[axis]
+
+    @property
+    def is_model(self) -> bool:
+        return self.method == AUTOENCODER
+
+    def path(self, kind: str) -> str:
+        return PATHS[kind].format(run=self.id)
+
+    def record(self) -> dict[str, Any]:
+        """The identity columns of this run's row in metrics JSON and summary.csv."""
+        return {"model": self.id, "method": self.method, **dict(self.values)}
+
+
+def _format_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _run_id(parts: list[tuple[Axis, Any]]) -> str:
+    return "_".join(f"{axis.tag}{_format_value(value)}" for axis, value in parts)
+
+
+@dataclass(frozen=True)
+class Grid:
+    axes: tuple[Axis, ...]
+    runs: tuple[Run, ...]  # the models first, then each baseline's runs
+    baselines: tuple[str, ...]
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [axis.name for axis in self.axes]
+
+    @property
+    def conditions(self) -> list[str]:
+        """The axes that are neither compared nor replicated, e.g. ["latent_dim"]."""
+        return [a.name for a in self.axes if a.name not in (COMPARED, REPLICATE)]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {axis.name: axis.label for axis in self.axes}
+
+    @property
+    def models(self) -> list[Run]:
+        return [run for run in self.runs if run.is_model]
+
+    @property
+    def baseline_runs(self) -> list[Run]:
+        return [run for run in self.runs if not run.is_model]
+
+    def run(self, run_id: str) -> Run:
+        return self._by_id[run_id]
+
+    def groups(self, method: str = AUTOENCODER) -> dict[str, list[Run]]:
+        """Runs of `method` by group (all seeds of one setting of the other axes), in order."""
+        grouped: dict[str, list[Run]] = {}
+        for run in self.runs:
+            if run.method == method:
+                grouped.setdefault(run.group, []).append(run)
+        return grouped
+
+    @cached_property
+    def _by_id(self) -> dict[str, Run]:
+        return {run.id: run for run in self.runs}
+
+
+def read_axes(config: dict[str, Any]) -> tuple[Axis, ...]:
+    axes = tuple(
+        Axis(
+            name=entry["name"],
+            values_key=entry["values"],
+            tag=entry["tag"],
+            label=entry.get("label", entry["name"]),
+            baselines=entry.get("baselines", False),
+        )
+        for entry in config["axes"]
+    )
+    names = [axis.name for axis in axes]
+    for required in REQUIRED_AXES:
+        if required not in names:
+            raise ConfigError(
+                f"config key 'axes' lacks the axis {required!r}: keep the entries "
+                f"{', '.join(REQUIRED_AXES)} (the study compares depths of a latent size over seeds)"
+            )
+    for field in ("name", "tag", "values_key"):
+        seen = [getattr(axis, field) for axis in axes]
+        duplicates = sorted({value for value in seen if seen.count(value) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"config key 'axes' repeats the {field.replace('_key', '')} "
+                f"{', '.join(map(repr, duplicates))}: give each axis its own"
+            )
+    for axis in axes:
+        values = config.get(axis.values_key)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f"config key {axis.values_key!r} (the values of axis {axis.name!r}) must be a "
+                "non-empty list: add it to config.yaml and the schema"
+            )
+        if len(set(map(_format_value, values))) != len(values):
+            raise ConfigError(f"config key {axis.values_key!r} repeats a value: list each once")
+        for value in values:
+            if not _ID_VALUE.match(_format_value(value)):
+                raise ConfigError(
+                    f"config key {axis.values_key!r} holds {value!r}, which cannot be part of a "
+                    "file name: use letters, digits, '.', '+' or '-'"
+                )
+    return axes
+
+
+def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
+    """Every run of the study: one model per combination of the axes' values, in grid order,
+    then for each baseline in `config["baselines"]` one run per combination of its axes.
+
+    `baselines` is the registry (name -> object with a `seeded` attribute).
+    """
+    axes = read_axes(config)
+    unknown = [name for name in config["baselines"] if name not in baselines]
+    if unknown:
+        raise ConfigError(
+            f"config key 'baselines' names {', '.join(map(repr, unknown))}, not a known "
+            f"baseline: use some of {', '.join(baselines)}"
+        )
+    runs = [
+        _make_run(AUTOENCODER, list(zip(axes, values)), prefix="")
+        for values in itertools.product(*(config[axis.values_key] for axis in axes))
+    ]
+    for method in config["baselines"]:
+        used = [
+            axis
+            for axis in axes
+            if axis.baselines and (axis.name != REPLICATE or baselines[method].seeded)
+        ]
+        runs += [
+            _make_run(method, list(zip(used, values)), prefix=f"{method}_")
+            for values in itertools.product(*(config[axis.values_key] for axis in used))
+        ]
+    return Grid(axes=axes, runs=tuple(runs), baselines=tuple(config["baselines"]))
+
+
+def _make_run(method: str, parts: list[tuple[Axis, Any]], prefix: str) -> Run:
+    without_seed = [(axis, value) for axis, value in parts if axis.name != REPLICATE]
+    return Run(
+        method=method,
+        values=tuple((axis.name, value) for axis, value in parts),
+        id=prefix + _run_id(parts) if parts else method,
+        group=prefix + _run_id(without_seed) if without_seed else method,
+    )
+
+
+def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:
+    """Hidden widths of a depth-`depth` encoder: the first `depth` configured sizes."""
+    return list(hidden_sizes[:depth])
+
+
+def training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any]:
+    """Exactly what one training job depends on: the shared settings, the run's axis values
+    (which override a setting of the same name) and its own widths, not the whole list."""
+    hparams = {key: config[key] for key in TRAINING_SETTINGS} | dict(run.values)
+    hparams["widths"] = encoder_widths(config["hidden_sizes"], run[COMPARED])
+    return hparams
+
+
+def baseline_hparams(run: Run) -> dict[str, Any]:
+    return {"method": run.method, **dict(run.values)}
