@@ -1,7 +1,9 @@
-"""Unit tests of the training loop: learning, exact resume, divergence, fp32 numerics."""
+"""Unit tests of the training loop and its speed path: learning, exact resume, divergence,
+the validation split, bit-identical paths, fp32 numerics."""
 
 from __future__ import annotations
 
+import logging
 
 import numpy as np
 import pytest
@@ -9,19 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from aedepth import speed
 from aedepth import train as training
-from aedepth.model import Autoencoder
-from aedepth.train import (
-    HISTORY_COLUMNS,
-    TrainingDiverged,
-    adam_step,
-    fp32_matmuls,
-    layer_shapes,
-    layers_of,
-    loss_and_gradients,
-    mean_bce,
-    train,
-)
+from aedepth.data import DataError, validation_split
+from aedepth.jobs import UserFacingError
+from aedepth.model import Autoencoder, build_model
+from aedepth.speed import adam_step, fp32_matmuls, layer_shapes, layers_of, loss_and_gradients
+from aedepth.train import HISTORY_COLUMNS, TrainingDiverged, mean_bce
 
 CPU = torch.device("cpu")
 
@@ -36,6 +32,19 @@ def images(n: int, seed: int = 0) -> np.ndarray:
         else:
             image[:, where - 2 : where + 2] = 230
     return out
+
+
+def labels(n: int) -> np.ndarray:
+    """Balanced class labels 0..9 for n images."""
+    return np.arange(n) % 10
+
+
+def train(hparams, x_train, x_test, checkpoint, device, progress=None):
+    """aedepth.train.train with balanced labels for x_train; the model and history."""
+    model, history, _ = training.train(
+        hparams, x_train, labels(len(x_train)), x_test, checkpoint, device, progress
+    )
+    return model, history
 
 
 def hparams(**changes) -> dict:
@@ -74,7 +83,9 @@ def test_loss_decreases_on_a_tiny_dataset(tmp_path):
     assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
     assert all(set(row) == set(HISTORY_COLUMNS) for row in history)
     assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
-    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    assert history[-1]["test_loss"] < history[0]["test_loss"]
+    assert all(np.isnan(row["val_loss"]) for row in history)  # no validation split
+    assert [row["kept"] for row in history] == [0, 0, 0, 0, 0, 1]
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert not model.training
 
@@ -89,7 +100,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     resumed_model, resumed = train(hparams(), x_train, x_test, tmp_path / "split", CPU)
 
     drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert drop_time(resumed) == drop_time(whole)
+    assert str(drop_time(resumed)) == str(drop_time(whole))  # str: nan == nan
     for (name, a), (_, b) in zip(
         whole_model.state_dict().items(), resumed_model.state_dict().items(), strict=True
     ):
@@ -164,12 +175,10 @@ def test_gradients_are_bit_identical_to_autograd(widths, latent_dim, rows):
     ours = {name: p.grad.clone() for name, p in model.named_parameters()}
 
     model.zero_grad(set_to_none=True)
-    logits = model(x)
-    # autograd below the logits, fed the closed-form gradient of the mean BCE above them
-    logits.backward((torch.sigmoid(logits.detach()) - x).mul_(1 / x.numel()))
+    expected = F.binary_cross_entropy_with_logits(model(x), x)  # the plain loop's loss
+    expected.backward()
     for name, param in model.named_parameters():
         assert torch.equal(ours[name], param.grad), name
-    expected = F.binary_cross_entropy_with_logits(logits.detach().double(), x.double())
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -191,6 +200,10 @@ def test_a_layer_without_a_written_backward_is_refused():
     model = Autoencoder([100], 2)
     model.encoder[1] = torch.nn.ReLU()
     with pytest.raises(TypeError, match="no backward written for ReLU"):
+        layers_of(model)
+    model = Autoencoder([100], 2)
+    model.encoder.insert(2, torch.nn.Sigmoid())  # two activations in a row
+    with pytest.raises(TypeError, match="no backward written for Sigmoid here"):
         layers_of(model)
 
 
@@ -274,7 +287,7 @@ def test_the_fast_route_is_taken_where_it_is_exact():
     if not (
         torch.backends.mkldnn.is_available()
         and torch.backends.cpu.get_cpu_capability() == "AVX512"
-        and training._cpu_has_amx() is False
+        and speed._cpu_has_amx() is False
     ):
         pytest.skip("the oneDNN route is only proven on x86 Linux CPUs with AVX-512, no AMX")
     with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
@@ -289,16 +302,16 @@ def test_a_route_that_is_not_fp32_exact_is_refused(monkeypatch):
     def bf16_linear(x, weight, bias=None):
         return exact(x.bfloat16().float(), weight.bfloat16().float(), bias)
 
-    monkeypatch.setattr(training.F, "linear", bf16_linear)
-    monkeypatch.setattr(training, "_exact_shapes", {})
-    monkeypatch.setattr(training, "_cpu_has_amx", lambda: False)
+    monkeypatch.setattr(speed.F, "linear", bf16_linear)
+    monkeypatch.setattr(speed, "_exact_shapes", {})
+    monkeypatch.setattr(speed, "_cpu_has_amx", lambda: False)
     with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
         assert route == "default"
         assert torch.backends.mkldnn.matmul.fp32_precision == "ieee"
 
 
 def test_cpus_with_amx_never_take_the_bf16_setting(monkeypatch):
-    monkeypatch.setattr(training, "_cpu_has_amx", lambda: True)
+    monkeypatch.setattr(speed, "_cpu_has_amx", lambda: True)
     matmul = torch.backends.mkldnn.matmul
     previous, matmul.fp32_precision = matmul.fp32_precision, "bf16"  # set by someone else
     try:
@@ -324,11 +337,17 @@ def test_early_stopping_rule(val_losses, patience, kept, stop):
     assert training.should_stop(val_losses, patience) == stop
 
 
-def test_early_stopping_keeps_the_best_weights(tmp_path, monkeypatch):
-    # Validation losses that get worse after epoch 2: training stops after epoch 4 and the
-    # returned model holds the weights of epoch 2.
-    fake_losses = iter([0.30, 0.20, 0.25, 0.26, 0.27, 0.28])
-    monkeypatch.setattr(training, "mean_bce", lambda model, images: next(fake_losses))
+def test_early_stopping_keeps_the_best_weights_by_validation_loss_only(tmp_path, monkeypatch):
+    # Validation losses that get worse after epoch 2 (while the test loss keeps improving):
+    # training stops after epoch 4 and the returned model holds the weights of epoch 2.
+    val_losses = iter([0.30, 0.20, 0.25, 0.26, 0.27, 0.28])
+    test_losses = iter([0.50, 0.40, 0.30, 0.20, 0.10, 0.05])
+    n_val = 16  # a quarter of the 64 training images; the test split has 10
+
+    def fake_mean_bce(model, images):
+        return next(val_losses) if len(images) == n_val else next(test_losses)
+
+    monkeypatch.setattr(training, "mean_bce", fake_mean_bce)
     checkpoint = tmp_path / "ckpt"
     saved = {}
 
@@ -338,14 +357,17 @@ def test_early_stopping_keeps_the_best_weights(tmp_path, monkeypatch):
             saved[epoch] = torch.load(checkpoint, weights_only=True)["model"]
 
     model, history = train(
-        hparams(epochs=6, early_stopping_patience=2),
+        hparams(epochs=6, early_stopping_patience=2, validation_fraction=0.25),
         images(64),
-        images(16, seed=1),
+        images(10, seed=1),
         checkpoint,
         CPU,
         progress=remember,
     )
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert [row["val_loss"] for row in history] == [0.30, 0.20, 0.25, 0.26]
+    assert [row["test_loss"] for row in history] == [0.50, 0.40, 0.30, 0.20]
+    assert [row["kept"] for row in history] == [0, 1, 0, 0]
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[2][key]), key
 
@@ -379,3 +401,158 @@ def test_small_layers_take_the_default_route_inside_the_onednn_route():
         small = any(2 in shape for shape in shapes)  # the latent code's width
         assert precision == ("ieee" if small else "bf16"), shapes
     assert sum(precision == "ieee" for _, precision in recorder.calls) == 2 + 2 + 2
+
+
+# --- the validation split --------------------------------------------------------------------
+
+
+def test_validation_split_is_stratified_reproducible_and_disjoint():
+    y = np.repeat(np.arange(10), [50, 60, 70, 80, 90, 100, 110, 120, 130, 140])
+    fit, val = validation_split(y, 0.1)
+    assert len(val) == 95 and len(fit) + len(val) == len(y)
+    assert np.array_equal(np.sort(np.concatenate([fit, val])), np.arange(len(y)))
+    assert np.array_equal(np.bincount(y[val]), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14])  # per class
+    again_fit, again_val = validation_split(y, 0.1)
+    assert np.array_equal(fit, again_fit) and np.array_equal(val, again_val)
+    assert not np.array_equal(val, validation_split(y, 0.1, seed=1)[1])
+
+
+def test_validation_fraction_zero_fits_on_everything_and_bad_fractions_are_refused():
+    fit, val = validation_split(labels(30), 0)
+    assert np.array_equal(fit, np.arange(30)) and len(val) == 0
+    for fraction in (-0.1, 1.0):
+        with pytest.raises(DataError, match="validation_fraction"):
+            validation_split(labels(30), fraction)
+    with pytest.raises(DataError, match="cannot split 30 training images"):
+        validation_split(labels(30), 0.1)  # 3 validation images for 10 classes
+
+
+def test_early_stopping_without_a_validation_split_is_refused(tmp_path):
+    with pytest.raises(UserFacingError, match="set validation_fraction above 0"):
+        train(hparams(early_stopping_patience=2), images(64), images(10), tmp_path / "c", CPU)
+    assert not (tmp_path / "c").exists()
+
+
+def test_training_never_sees_validation_images_and_the_test_split_only_sets_test_loss(tmp_path):
+    x_train, x_test = images(200), images(50, seed=1)
+    _, val_index = validation_split(labels(200), 0.2)
+    other_val, other_test = x_train.copy(), images(50, seed=2)
+    other_val[val_index] = images(len(val_index), seed=3)
+    runs = [
+        train(hparams(validation_fraction=0.2), x, t, tmp_path / str(i), CPU)
+        for i, (x, t) in enumerate([(x_train, x_test), (other_val, x_test), (x_train, other_test)])
+    ]
+    (model, history), (val_model, val_history), (test_model, test_history) = runs
+    for other in (val_model, test_model):
+        for a, b in zip(model.parameters(), other.parameters(), strict=True):
+            assert torch.equal(a, b)
+    column = lambda rows, key: [row[key] for row in rows]  # noqa: E731
+    assert column(val_history, "train_loss") == column(history, "train_loss")
+    assert column(val_history, "val_loss") != column(history, "val_loss")
+    assert column(test_history, "val_loss") == column(history, "val_loss")
+    assert column(test_history, "test_loss") != column(history, "test_loss")
+
+
+# --- the speed path against the plain loop ---------------------------------------------------
+
+
+def fast_and_plain(tmp_path, monkeypatch, hp: dict) -> list[tuple]:
+    """train() on the speed path, then with it switched off: [(model, history, how)] * 2."""
+    x_train, x_test = images(300), images(50, seed=1)  # 4 full batches of 64 + a tail
+    runs = [training.train(hp, x_train, labels(300), x_test, tmp_path / "fast", CPU)]
+    with monkeypatch.context() as patch:
+        patch.setattr(speed, "fast_step", lambda model, optimizer, device: None)
+        runs.append(training.train(hp, x_train, labels(300), x_test, tmp_path / "plain", CPU))
+    return runs
+
+
+@pytest.mark.parametrize("route", ["default", "onednn-fp32"])
+def test_both_training_paths_give_bit_identical_weights(tmp_path, monkeypatch, route):
+    """The written-out step replaces loss.backward() + optimizer.step() bit for bit, on the
+    same matmul route. (Inside the oneDNN route the speed path sends layers below
+    SMALL_LAYER_WEIGHTS to the default route, which the plain loop cannot: the rule is
+    switched off here so both take the same route for every matmul.)"""
+    if route == "default":
+        monkeypatch.setattr(speed, "_cpu_has_amx", lambda: True)  # keeps oneDNN off
+    else:
+        monkeypatch.setattr(speed, "SMALL_LAYER_WEIGHTS", 0)
+    (fast, fast_history, fast_how), (plain, plain_history, plain_how) = fast_and_plain(
+        tmp_path, monkeypatch, hparams(validation_fraction=0.2)
+    )
+    if fast_how["matmul_route"] != route:
+        pytest.skip(f"this machine takes the {fast_how['matmul_route']} route")
+    assert fast_how == {"training_path": "written-out backward", "matmul_route": route}
+    assert plain_how == {"training_path": "autograd", "matmul_route": route}
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(fast_history, plain_history, strict=True):  # loss values: fp32 accuracy
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert (a["val_loss"], a["test_loss"]) == (b["val_loss"], b["test_loss"])  # same weights
+
+
+def dropout_model(hparams: dict) -> Autoencoder:
+    """The study's model with dropout after the first hidden layer: no written-out backward."""
+    model = build_model(hparams)
+    model.encoder.insert(2, torch.nn.Dropout(0.2))
+    return model
+
+
+def test_a_model_the_speed_path_does_not_support_trains_on_the_plain_loop(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(training, "build_model", dropout_model)
+    x_train, x_test = images(300), images(50, seed=1)
+    with caplog.at_level(logging.INFO, logger="aedepth"):
+        model, whole, how = training.train(
+            hparams(), x_train, labels(300), x_test, tmp_path / "whole", CPU
+        )
+    assert how["training_path"] == "autograd"
+    off = [r.message for r in caplog.records if r.message.startswith("speed path off")]
+    assert off == ["speed path off: no backward written for Dropout here; using the plain loop"]
+    assert isinstance(model.encoder[2], torch.nn.Dropout)
+    assert all(np.isfinite(row["train_loss"]) for row in whole)
+
+    # Dropout draws from the global generator: a resumed run restores it too.
+    with pytest.raises(Stop):
+        training.train(
+            hparams(), x_train, labels(300), x_test, tmp_path / "split", CPU, stop_after(1)
+        )
+    resumed_model, resumed, _ = training.train(
+        hparams(), x_train, labels(300), x_test, tmp_path / "split", CPU
+    )
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in whole]
+    for a, b in zip(model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_missing_private_torch_function_falls_back_to_the_plain_loop(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(speed, "_fused_adam_", None)
+    with caplog.at_level(logging.INFO, logger="aedepth"):
+        _, history, how = training.train(
+            hparams(epochs=1), images(100), labels(100), images(20), tmp_path / "c", CPU
+        )
+    assert how["training_path"] == "autograd" and len(history) == 1
+    off = [r.message for r in caplog.records if r.message.startswith("speed path off")]
+    assert off == [
+        f"speed path off: torch {torch.__version__} lacks torch._fused_adam_; using the plain loop"
+    ]
+    assert any(r.message.startswith("training path: autograd;") for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "device", "reason"),
+    [
+        (lambda p: torch.optim.Adam(p, fused=False), CPU, "not a plain fused Adam"),
+        (lambda p: torch.optim.Adam(p, fused=True, amsgrad=True), CPU, "not a plain fused Adam"),
+        (lambda p: torch.optim.SGD(p, lr=0.1), CPU, "not one torch.optim.Adam"),
+        (lambda p: torch.optim.Adam(p, fused=True), torch.device("meta"), "CPUs only"),
+    ],
+)
+def test_the_speed_path_refuses_what_it_does_not_cover(optimizer, device, reason, caplog):
+    model = Autoencoder([100], 2)
+    with caplog.at_level(logging.INFO, logger="aedepth"):
+        assert speed.fast_step(model, optimizer(model.parameters()), device) is None
+    assert reason in caplog.text
+    assert speed.fast_step(model, torch.optim.Adam(model.parameters(), fused=True), CPU)

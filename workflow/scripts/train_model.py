@@ -21,9 +21,10 @@ with job_log(snakemake.log[0]):
     )
     data = load_dataset(snakemake.input.data)
     checkpoint = snakemake.output.weights + ".checkpoint"
-    model, history = train(
+    model, history, how = train(
         hparams,
         data["x_train"],
+        data["y_train"],
         data["x_test"],
         checkpoint,
         device,
@@ -31,8 +32,10 @@ with job_log(snakemake.log[0]):
     )
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)
+    # how: {"training_path": "written-out backward" or "autograd", "matmul_route": ...}
     write_json(
-        snakemake.output.hparams, hparams | {"device": str(device), "threads": snakemake.threads}
+        snakemake.output.hparams,
+        hparams | {"device": str(device), "threads": snakemake.threads} | how,
     )
     with atomic_output(snakemake.output.history) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)

@@ -330,6 +330,31 @@ def load_sample(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarr
     return arrays
 
 
+def validation_split(
+    labels: np.ndarray, fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, validation) into the training set: `fraction` of each class held out
+    for validation, the same for the same labels, fraction and seed. Fraction 0: every index
+    fits, no validation. Both index arrays are sorted."""
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"validation_fraction must be at least 0 and below 1, got {fraction}")
+    everything = np.arange(len(labels))
+    if fraction == 0:
+        return everything, everything[:0]
+    from sklearn.model_selection import train_test_split  # slow to import; only needed here
+
+    try:
+        fit, validation = train_test_split(
+            everything, test_size=fraction, stratify=labels, random_state=seed
+        )
+    except ValueError as e:
+        raise DataError(
+            f"validation_fraction {fraction} cannot split {len(labels)} training images "
+            f"per class ({_one_line(e)}): choose a larger fraction or more data"
+        ) from e
+    return np.sort(fit), np.sort(validation)
+
+
 def save_dataset(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Validate `arrays` and save them as an uncompressed .npz, atomically."""
     validate_dataset(arrays)

@@ -12,8 +12,12 @@ IMAGE_PIXELS = 28 * 28
 class Autoencoder(nn.Module):
     """Encoder input -> widths... -> latent (tanh); the decoder mirrors the widths.
 
-    `forward` returns output *logits*: the loss applies the output sigmoid inside
-    binary_cross_entropy_with_logits, the same function as sigmoid + BCE but numerically stable.
+    `forward` returns output *logits*; `reconstruct` applies the output sigmoid. Training
+    minimises the per-pixel binary cross-entropy of sigmoid(logits) against the input, computed
+    from the logits (sigmoid + BCE in one, numerically stable): the plain loop of train.py
+    calls F.binary_cross_entropy_with_logits; the speed path (aedepth.speed) computes the
+    same loss and its gradient in its written-out backward, and evaluation uses its
+    speed.bce_sum.
     """
 
     def __init__(self, widths: list[int], latent_dim: int, input_dim: int = IMAGE_PIXELS):
