@@ -6,14 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aedepth.metrics import (
-    METRICS,
-    latent_metrics,
-    pca_baseline,
-    reconstruction_errors,
-    representative_seed,
-)
-from aedepth.summary import SUMMARY_COLUMNS, representatives, summary_table
+from aedepth.baselines import BASELINES, embed_baseline
+from aedepth.metrics import METRICS, latent_metrics, reconstruction_errors, score_embedding
+from aedepth.summary import representative_seed, representatives, summary_table
+
+AXES = ["depth", "latent_dim", "seed"]
+# The layout README.md documents for summary.csv, spelled out so that a change fails here.
+SUMMARY_LAYOUT = [
+    "model", "method", "depth", "latent_dim", "seed", "n_test",
+    "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari",
+    "kmeans_nmi", "trustworthiness", "reconstruction_bce", "reconstruction_mse",
+    "kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap",
+]  # fmt: skip
 
 
 def separated_clusters(n_per_class=40, n_classes=10, spread=0.01, seed=0):
@@ -58,14 +62,39 @@ def test_reconstruction_errors_known_values():
     assert off["reconstruction_mse"] == pytest.approx(0.25)
 
 
-def test_pca_baseline_reconstructs_data_on_a_plane():
-    rng = np.random.default_rng(0)
+def points_on_a_plane(seed=0):
+    rng = np.random.default_rng(seed)
     basis = rng.normal(size=(2, 16))
     x_train = np.clip(0.5 + 0.05 * rng.normal(size=(200, 2)) @ basis, 0, 1)
     x_test = np.clip(0.5 + 0.05 * rng.normal(size=(50, 2)) @ basis, 0, 1)
-    z_train, z_test, x_hat = pca_baseline(x_train, x_test, n_components=2)
+    return x_train.astype(np.float32), x_test.astype(np.float32)
+
+
+def test_pca_baseline_reconstructs_data_on_a_plane():
+    x_train, x_test = points_on_a_plane()
+    z_train, z_test, x_hat = embed_baseline("pca", x_train, x_test, n_components=2)
     assert z_train.shape == (200, 2) and z_test.shape == (50, 2)
+    assert z_train.dtype == np.float32 and x_hat.dtype == np.float32
     assert np.abs(x_hat - x_test).max() < 0.02  # a 2-D plane is recovered by 2 components
+
+
+def test_random_projection_is_seeded_and_worse_than_pca_on_a_plane():
+    x_train, x_test = points_on_a_plane()
+    assert BASELINES["random_projection"].seeded and not BASELINES["pca"].seeded
+    first = embed_baseline("random_projection", x_train, x_test, 2, seed=0)
+    again = embed_baseline("random_projection", x_train, x_test, 2, seed=0)
+    other = embed_baseline("random_projection", x_train, x_test, 2, seed=1)
+    assert np.array_equal(first[1], again[1]) and not np.array_equal(first[1], other[1])
+    pca_error = np.abs(embed_baseline("pca", x_train, x_test, 2)[2] - x_test).mean()
+    assert np.abs(first[2] - x_test).mean() > 2 * pca_error
+
+
+def test_a_run_without_reconstructions_scores_nan_errors():
+    latents, labels = separated_clusters()
+    x = np.random.default_rng(0).uniform(size=(len(labels), 5))
+    scores = score_embedding(latents, labels, latents, labels, x, None, trustworthiness_samples=50)
+    assert set(scores) == set(METRICS)
+    assert math.isnan(scores["reconstruction_bce"]) and scores["knn_accuracy"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -81,13 +110,13 @@ def test_representative_seed_is_the_median(knn, expected):
     assert representative_seed(knn) == expected
 
 
-def record(model, depth, seed, knn):
+def record(model, depth, seed, knn, method=None, latent_dim=2):
     return {
         "model": model,
-        "method": "autoencoder" if depth else "pca",
+        "method": method or ("autoencoder" if depth else "pca"),
         "depth": depth,
         "seed": seed,
-        "latent_dim": 2,
+        "latent_dim": latent_dim,
         "n_test": 10,
         **{m: 0.5 for m in METRICS},
         "knn_accuracy": knn,
@@ -96,18 +125,23 @@ def record(model, depth, seed, knn):
 
 def test_summary_table_orders_rows_and_columns():
     records = [
-        record("pca", None, None, 0.4),
+        record("random_projection_dim2_seed0", None, 0, 0.3, method="random_projection"),
+        record("pca_dim2", None, None, 0.4),
+        record("depth2_dim8_seed0", 2, 0, 0.8, latent_dim=8),
         record("depth2_dim2_seed1", 2, 1, 0.8),
         record("depth1_dim2_seed0", 1, 0, 0.6),
         record("depth2_dim2_seed0", 2, 0, 0.7),
     ]
-    table = summary_table(records)
-    assert list(table.columns) == list(SUMMARY_COLUMNS)
+    table = summary_table(records, AXES, ["autoencoder", "pca", "random_projection"])
+    assert list(table.columns) == SUMMARY_LAYOUT
+    # models by latent size, depth, seed; then the baselines in config order
     assert table["model"].tolist() == [
         "depth1_dim2_seed0",
         "depth2_dim2_seed0",
         "depth2_dim2_seed1",
-        "pca",
+        "depth2_dim8_seed0",
+        "pca_dim2",
+        "random_projection_dim2_seed0",
     ]
     assert pd.isna(table["depth"].iloc[-1]) and table["depth"].dtype == "Int64"
 
@@ -119,4 +153,4 @@ def test_representatives_pick_the_median_seed_per_depth():
         record("c", 1, 2, 0.2),
         record("d", 2, 0, 0.9),
     ]
-    assert representatives(records) == {(2, 1): 2, (2, 2): 3}
+    assert representatives(records, AXES) == {(2, 1): 2, (2, 2): 3}

@@ -7,14 +7,30 @@ import pytest
 
 from aedepth.metrics import METRICS
 from aedepth.stats import (
-    COMPARISON_COLUMNS,
-    INTERVAL_COLUMNS,
     depth_comparisons,
     depth_intervals,
     findings_markdown,
     t_interval,
     verdict,
 )
+
+CONDITIONS = ["latent_dim"]
+LABELS = {"depth": "depth", "latent_dim": "latent size", "seed": "seed"}
+# The layouts README.md documents, spelled out so that a renamed or moved column fails here.
+INTERVAL_LAYOUT = [
+    "method", "latent_dim", "depth", "metric", "higher_is_better", "n_seeds", "mean",
+    "ci_low", "ci_high",
+]  # fmt: skip
+COMPARISON_LAYOUT = [
+    "latent_dim", "depth", "previous_depth", "metric", "higher_is_better", "n_pairs",
+    "mean_difference", "ci_low", "ci_high", "verdict",
+]  # fmt: skip
+
+
+def findings(table, **changes):
+    intervals = depth_intervals(table, CONDITIONS)
+    comparisons = depth_comparisons(table[table.method == "autoencoder"], CONDITIONS)
+    return findings_markdown(table, intervals, comparisons, CONDITIONS, LABELS, data="sample")
 
 
 def test_t_interval_known_values():
@@ -53,6 +69,7 @@ def models_table(depth2_knn=(0.70, 0.73, 0.75)):
         for seed in range(3):
             row = {m: 0.5 + 0.01 * seed for m in METRICS}  # identical shift: zero difference
             row |= {
+                "method": "autoencoder",
                 "latent_dim": 2,
                 "depth": depth,
                 "seed": seed,
@@ -63,20 +80,50 @@ def models_table(depth2_knn=(0.70, 0.73, 0.75)):
     return pd.DataFrame(rows)
 
 
+def with_baselines(table):
+    """`table` plus an unseeded baseline (one row) and a seeded one without reconstructions."""
+    pca = {m: 0.4 for m in METRICS} | {"method": "pca", "latent_dim": 2}
+    projections = [
+        {m: 0.1 + 0.01 * seed for m in METRICS}
+        | {"method": "random_projection", "latent_dim": 2, "seed": seed}
+        | {"reconstruction_bce": math.nan, "reconstruction_mse": math.nan}
+        for seed in range(3)
+    ]
+    return pd.concat([table, pd.DataFrame([pca, *projections])], ignore_index=True)
+
+
 def test_depth_intervals():
-    intervals = depth_intervals(models_table())
-    assert list(intervals.columns) == list(INTERVAL_COLUMNS)
+    intervals = depth_intervals(models_table(), CONDITIONS)
+    assert list(intervals.columns) == INTERVAL_LAYOUT
     assert len(intervals) == 2 * len(METRICS)
     knn1 = intervals[(intervals.depth == 1) & (intervals.metric == "knn_accuracy")].iloc[0]
     assert knn1["mean"] == pytest.approx(0.62) and knn1["n_seeds"] == 3
     assert knn1["ci_low"] == pytest.approx(0.62 - 4.302652729911275 * 0.02 / math.sqrt(3))
 
 
+def test_baselines_get_intervals_by_name_over_their_seeds():
+    intervals = depth_intervals(with_baselines(models_table()), CONDITIONS)
+    pca = intervals[intervals.method == "pca"]
+    assert len(pca) == len(METRICS) and pca["n_seeds"].eq(1).all()
+    assert pca["ci_low"].isna().all() and pca["depth"].isna().all()
+    projection = intervals[intervals.method == "random_projection"].set_index("metric")
+    assert "reconstruction_bce" not in projection.index  # it cannot reconstruct: no row
+    assert projection.loc["knn_accuracy", "n_seeds"] == 3
+    assert projection.loc["knn_accuracy", "mean"] == pytest.approx(0.11)
+
+
+def test_findings_name_every_baseline():
+    text = findings(with_baselines(models_table()))
+    assert "Baselines: pca, random_projection." in text
+    assert "| baseline pca, latent size 2 | 0.4 | 0.4 | 0.4 | 0.4 |" in text
+    assert "| baseline random_projection, latent size 2 | 0.11 [" in text
+    assert text.splitlines()[-1].startswith("| 2 | 1 → 2 | reconstruction_mse |")
+
+
 def test_depth_comparisons_are_paired_and_directional():
-    comparisons = depth_comparisons(models_table()).set_index("metric")
-    assert list(comparisons.reset_index()[list(COMPARISON_COLUMNS)].columns) == list(
-        COMPARISON_COLUMNS
-    )
+    comparisons = depth_comparisons(models_table(), CONDITIONS)
+    assert list(comparisons.columns) == COMPARISON_LAYOUT
+    comparisons = comparisons.set_index("metric")
     knn = comparisons.loc["knn_accuracy"]
     assert (knn["depth"], knn["previous_depth"], knn["n_pairs"]) == (2, 1, 3)
     assert knn["mean_difference"] == pytest.approx((0.10 + 0.11 + 0.11) / 3)
@@ -88,28 +135,25 @@ def test_depth_comparisons_are_paired_and_directional():
 def test_pairs_use_only_shared_seeds():
     table = models_table()
     table = table[~((table.depth == 2) & (table.seed == 0))]
-    comparisons = depth_comparisons(table).set_index("metric")
+    comparisons = depth_comparisons(table, CONDITIONS).set_index("metric")
     assert comparisons.loc["knn_accuracy", "n_pairs"] == 2
     assert comparisons.loc["knn_accuracy", "mean_difference"] == pytest.approx(0.11)
 
 
 def test_findings_follow_the_numbers():
-    table = models_table()
-    text = findings_markdown(table, depth_comparisons(table), data="sample")
+    text = findings(models_table())
     assert "3 seeds per depth" in text
     assert "1 → 2 hidden layers: mixed: better on 1, worse on 1 of 9 metrics" in text
     assert "better: knn_accuracy" in text and "worse: davies_bouldin" in text
 
-    flipped = models_table(depth2_knn=(0.50, 0.52, 0.55))
-    other = findings_markdown(flipped, depth_comparisons(flipped), data="sample")
+    other = findings(models_table(depth2_knn=(0.50, 0.52, 0.55)))
     assert other != text
     assert "worse on 2 of 9 metrics" in other and "better:" not in other
 
 
 def test_findings_with_one_seed_say_so():
     table = models_table()
-    table = table[table.seed == 0]
-    text = findings_markdown(table, depth_comparisons(table), data="sample")
+    text = findings(table[table.seed == 0])
     assert "1 seed per depth" in text and "single seed" in text
     assert "no clear difference on any of the 9 metrics" in text
 
@@ -117,9 +161,10 @@ def test_findings_with_one_seed_say_so():
 def test_comparisons_stay_within_one_latent_size():
     small = models_table()
     large = models_table(depth2_knn=(0.50, 0.52, 0.55)).assign(latent_dim=8)
-    comparisons = depth_comparisons(pd.concat([small, large]))
+    both = pd.concat([small, large])
+    comparisons = depth_comparisons(both, CONDITIONS)
     knn = comparisons[comparisons.metric == "knn_accuracy"].set_index("latent_dim")
     assert knn.loc[2, "verdict"] == "better" and knn.loc[8, "verdict"] == "worse"
-    assert len(depth_intervals(pd.concat([small, large]))) == 4 * len(METRICS)
-    text = findings_markdown(pd.concat([small, large]), comparisons, data="sample")
+    assert len(depth_intervals(both, CONDITIONS)) == 4 * len(METRICS)
+    text = findings(both)
     assert "1 → 2 hidden layers (latent size 8): worse on 2 of 9 metrics" in text

@@ -42,8 +42,8 @@ def summary_table(records: list[dict], axes: list[str], methods: list[str]) -> p
     the axes it does not use, and its loss cells, are empty."""
     table = pd.DataFrame.from_records(records, columns=summary_columns(axes))
     for column in (*axes, "kept_epoch"):
-        present = table[column].dropna()
-        if all(isinstance(v, numbers.Integral) for v in present):
+        present = [r[column] for r in records if r.get(column) is not None]
+        if all(isinstance(v, numbers.Integral) for v in present):  # not floats for empty cells
             table[column] = table[column].astype("Int64")
     rank = table["method"].map({method: i for i, method in enumerate(methods)})
     table = table.assign(_rank=rank).sort_values(
