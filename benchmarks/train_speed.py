@@ -5,7 +5,8 @@ Run from the repository root (one command, about 2 minutes on a 2-core laptop):
     .venv/bin/python benchmarks/train_speed.py
 
 For each depth it trains our loop (aedepth.train.train: data resident, shuffled by one
-permutation per epoch, fp32 matmuls on the fastest route proven exact, fused Adam) and the
+permutation per epoch, fp32 matmuls on the fastest route proven exact, fused Adam, and the
+backward pass written out by aedepth.speed, as the workflow selects it) and the
 loop of most MNIST tutorials (torchvision dataset, per-item ToTensor, DataLoader, plain Adam)
 on the same data, threads and batch size, and measures the fp32 matmul peak of the machine in
 the same run. Prints a table and writes it as CSV (--csv).
@@ -45,7 +46,8 @@ from aedepth.data import (  # noqa: E402
     read_idx_folder,
 )
 from aedepth.model import Autoencoder  # noqa: E402
-from aedepth.train import fp32_matmuls, train  # noqa: E402
+from aedepth.speed import fp32_matmuls  # noqa: E402
+from aedepth.train import train  # noqa: E402
 
 DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/dataset.npz")
 COLUMNS = (
@@ -111,7 +113,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def matmul_gflops(our_route: bool, size: int, repeats: int) -> tuple[float, str]:
     """Best fp32 GFLOP/s of a (size x size) @ (size x size) product, on torch's default
-    route or (our_route) on the route aedepth.train takes; and the route's name."""
+    route or (our_route) on the route aedepth.train takes (aedepth.speed.fp32_matmuls); and the route's name."""
     a, b = torch.rand(size, size), torch.rand(size, size)
     route = (
         fp32_matmuls(torch.device("cpu"), [(size, size)], train_rows=set(), eval_rows={size})
@@ -155,7 +157,7 @@ class OtherLoad:
 @contextlib.contextmanager
 def torch_default_matmuls():
     """Torch's default fp32 matmul route within the block, also where it runs between epochs
-    of ours (inside aedepth.train.fp32_matmuls)."""
+    of ours (inside aedepth.speed.fp32_matmuls)."""
     matmul = torch.backends.mkldnn.matmul
     previous, matmul.fp32_precision = matmul.fp32_precision, "none"
     try:
@@ -211,8 +213,8 @@ class TutorialLoop:
 
 
 def best_epochs(arrays, hparams, device, idx_root: Path) -> dict[str, tuple[float, float]]:
-    """For our loop (aedepth.train.train as the workflow runs it: training pass, validation
-    loss, checkpoint) and the tutorial loop: the best epoch's seconds and the share of all
+    """For our loop (aedepth.train.train as the workflow runs it: training pass, test loss,
+    checkpoint) and the tutorial loop: the best epoch's seconds and the share of all
     CPUs that other processes used during it. The two loops' epochs alternate (ours,
     tutorial, ours, ...), so both are measured on the machine in the same state."""
     tutorial = TutorialLoop(idx_root, hparams)
@@ -228,9 +230,10 @@ def best_epochs(arrays, hparams, device, idx_root: Path) -> dict[str, tuple[floa
             tutorial_epochs.append((tutorial.epoch(), load.stop()))
 
     with tempfile.TemporaryDirectory() as tmp:
-        _, history = train(
+        _, history, _ = train(
             hparams,
             arrays["x_train"],
+            arrays["y_train"],
             arrays["x_test"],
             Path(tmp) / "checkpoint.pt",
             device,

@@ -74,7 +74,7 @@ def test_benchmark_writes_the_table_for_both_loops(tmp_path):
 
 
 def test_tutorial_epochs_take_torch_default_route_even_inside_ours(monkeypatch):
-    """The tutorial's epochs run between ours, i.e. inside aedepth.train.fp32_matmuls: they
+    """The tutorial's epochs run between ours, i.e. inside aedepth.speed.fp32_matmuls: they
     must still take torch's default matmul route, or the comparison flatters the tutorial."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
