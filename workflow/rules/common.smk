@@ -9,6 +9,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from aedepth.baselines import BASELINES
 from aedepth.config import (
+    IDX_NAMES,
     ConfigError,
     coerce_cli_lists,
     data_settings,
@@ -20,6 +21,7 @@ from aedepth.grid import (
     PATHS,
     baseline_hparams,
     build_grid,
+    setting_label,
     training_hparams,
 )
 from aedepth.imports import package_modules
@@ -36,7 +38,6 @@ except ConfigError as error:
     sys.exit(1)
 
 DATA = data_settings(config)
-IDX_NAMES = list(DATA["checksums"])
 DATASET = "results/data/dataset.npz"
 ENV = "../../envs/aedepth.yaml"
 # Baseline files are the runs' own paths, with the id split into method and setting.
@@ -118,6 +119,12 @@ def metric_settings():
         "trustworthiness_samples": config["trustworthiness_samples"],
         "trustworthiness_neighbors": config["trustworthiness_neighbors"],
     }
+
+
+def group_setting(wildcards):
+    """The group's axis values in words, e.g. "depth 1, latent size 2" (captions, titles)."""
+    run = GRID.groups()[wildcards.group][0]
+    return setting_label(run.record(), GRID.axis_names, GRID.labels)
 
 
 def group_labels(figure):

@@ -26,7 +26,7 @@ rule plot_reconstructions:
             "results/figures/{group}_reconstructions.png",
             caption="../report/depth_reconstructions.rst",
             category="Per depth",
-            subcategory="{group}",
+            subcategory=lambda wildcards: group_setting(wildcards).capitalize(),
             labels=group_labels("reconstructions"),
         ),
     log:
@@ -39,6 +39,7 @@ rule plot_reconstructions:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
         labels=GRID.labels,
+        setting=group_setting,
         title="Test images (top) and their reconstructions",
     script:
         "../scripts/plot_reconstructions.py"
@@ -66,6 +67,7 @@ use rule plot_reconstructions as plot_combined with:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
         labels=GRID.labels,
+        setting="all settings",
         title="Test images (top) and their reconstructions, one row per depth and setting",
 
 
@@ -79,7 +81,7 @@ rule plot_latent:
             "results/figures/{group}_latent.png",
             caption="../report/depth_latent.rst",
             category="Per depth",
-            subcategory="{group}",
+            subcategory=lambda wildcards: group_setting(wildcards).capitalize(),
             labels=group_labels("latent space"),
         ),
     log:
@@ -92,6 +94,7 @@ rule plot_latent:
         dpi=config["plot_dpi"],
         classes=DATA["classes"],
         labels=GRID.labels,
+        setting=group_setting,
     script:
         "../scripts/plot_latent.py"
 

@@ -4,7 +4,8 @@ from aedepth.files import read_json
 from aedepth.jobs import job_log
 from aedepth.latents import read_latents
 from aedepth.plots import latent_scatter, save_figure
-from aedepth.summary import representatives, setting_label
+from aedepth.grid import setting_label
+from aedepth.summary import representatives
 
 with job_log(snakemake.log[0]):
     records = [read_json(path) for path in snakemake.input.metrics]

@@ -6,7 +6,8 @@ from aedepth.files import read_json
 from aedepth.jobs import job_log
 from aedepth.model import load_model, reconstruct_images
 from aedepth.plots import digit_grid, pick_digits, save_figure
-from aedepth.summary import representatives, setting_label
+from aedepth.grid import setting_label
+from aedepth.summary import representatives
 
 with job_log(snakemake.log[0]):
     data = load_dataset(snakemake.input.data)

@@ -4,7 +4,7 @@ import pandas as pd
 
 from aedepth.jobs import job_log
 from aedepth.plots import save_figure, training_curves
-from aedepth.summary import setting_label
+from aedepth.grid import setting_label
 
 with job_log(snakemake.log[0]):
     labels = snakemake.params.labels

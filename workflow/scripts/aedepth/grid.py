@@ -217,6 +217,17 @@ def _make_run(method: str, parts: list[tuple[Axis, Any]], prefix: str) -> Run:
     )
 
 
+def sort_order(axes: list[str]) -> list[str]:
+    """The conditions (axes other than depth and seed) first, then depth, then seed."""
+    return [a for a in axes if a not in (COMPARED, REPLICATE)] + [COMPARED, REPLICATE]
+
+
+def setting_label(record: dict, axes: list[str], labels: dict[str, str]) -> str:
+    """How figures name a run's setting (its values but the seed), e.g. "depth 2, latent size 2"."""
+    keys = [a for a in sort_order(axes) if a != REPLICATE and record.get(a) is not None]
+    return ", ".join(f"{labels[a]} {record[a]}" for a in keys)
+
+
 def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:
     """Hidden widths of a depth-`depth` encoder: the first `depth` configured sizes."""
     return list(hidden_sizes[:depth])

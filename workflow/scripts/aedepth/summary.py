@@ -6,7 +6,7 @@ import numbers
 
 import pandas as pd
 
-from aedepth.grid import COMPARED, REPLICATE
+from aedepth.grid import REPLICATE, sort_order
 from aedepth.metrics import METRICS
 
 # Training losses (mean per-pixel BCE) at the epoch whose weights were kept; empty for baselines.
@@ -15,11 +15,6 @@ LOSS_COLUMNS = ("kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap")
 
 def summary_columns(axes: list[str]) -> list[str]:
     return ["model", "method", *axes, "n_test", *METRICS, *LOSS_COLUMNS]
-
-
-def sort_order(axes: list[str]) -> list[str]:
-    """The conditions (axes other than depth and seed) first, then depth, then seed."""
-    return [a for a in axes if a not in (COMPARED, REPLICATE)] + [COMPARED, REPLICATE]
 
 
 def kept_losses(history: pd.DataFrame) -> dict:
@@ -71,9 +66,3 @@ def representatives(records: list[dict], axes: list[str]) -> dict[tuple, int]:
         seed = representative_seed({s: records[p]["knn_accuracy"] for s, p in positions.items()})
         chosen[key] = positions[seed]
     return chosen
-
-
-def setting_label(record: dict, axes: list[str], labels: dict[str, str]) -> str:
-    """How a figure names a record's setting, e.g. "depth 2, latent size 2"."""
-    keys = [a for a in sort_order(axes) if a != REPLICATE]
-    return ", ".join(f"{labels[a]} {record[a]}" for a in keys)
