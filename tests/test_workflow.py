@@ -24,8 +24,7 @@ from conftest import copy_workflow, jobs_in, snakemake
 from idx_server import closed_port_url, serve_folder, write_fake_mnist
 
 from aedepth.metrics import METRICS
-from aedepth.stats import COMPARISON_COLUMNS, INTERVAL_COLUMNS, VERDICTS
-from aedepth.summary import LOSS_COLUMNS, SUMMARY_COLUMNS
+from aedepth.stats import VERDICTS
 
 pytestmark = pytest.mark.workflow
 
@@ -35,9 +34,32 @@ WIDTHS = [500, 300, 100]
 SEEDS = [0, 1]
 KEYS = [(d, s) for d in DEPTHS for s in SEEDS]
 MODELS = [f"depth{d}_dim2_seed{s}" for d, s in KEYS]
+BASELINE_RUNS = ["pca_dim2", "random_projection_dim2_seed0", "random_projection_dim2_seed1"]
+# The layouts README.md documents, spelled out so that a renamed or moved column fails here.
+SUMMARY_LAYOUT = [
+    "model", "method", "depth", "latent_dim", "seed", "n_test",
+    "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari",
+    "kmeans_nmi", "trustworthiness", "reconstruction_bce", "reconstruction_mse",
+    "kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap",
+]  # fmt: skip
+LOSS_COLUMNS = ["kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap"]
+HISTORY_LAYOUT = ["epoch", "train_loss", "val_loss", "test_loss", "seconds", "kept"]
+INTERVAL_LAYOUT = [
+    "method", "latent_dim", "depth", "metric", "higher_is_better", "n_seeds", "mean",
+    "ci_low", "ci_high",
+]  # fmt: skip
+COMPARISON_LAYOUT = [
+    "latent_dim", "depth", "previous_depth", "metric", "higher_is_better", "n_pairs",
+    "mean_difference", "ci_low", "ci_high", "verdict",
+]  # fmt: skip
 
 
-STUDY_CONFIG = ("source=sample", f"epochs={EPOCHS}", "seeds=[0,1]")
+STUDY_CONFIG = (
+    "source=sample",
+    f"epochs={EPOCHS}",
+    "seeds=[0,1]",
+    "baselines=[pca,random_projection]",
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +92,12 @@ def test_models_history_and_hyperparameters(study):
         sizes = [784, *WIDTHS[:depth], 2]
         assert weight_shapes[: depth + 1] == list(zip(sizes[1:], sizes[:-1]))
         history = pd.read_csv(folder / "history.csv")
-        assert list(history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
+        assert list(history.columns) == HISTORY_LAYOUT
         assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
-        assert np.isfinite(history[["train_loss", "val_loss"]]).all().all()
+        assert np.isfinite(history[["train_loss", "test_loss"]]).all().all()
+        # no validation split by default (validation_fraction: 0): all 4,000 images train
+        assert history["val_loss"].isna().all()
+        assert history["kept"].tolist() == [0] * (EPOCHS - 1) + [1]
         assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
         assert not (folder / "model.pt.checkpoint").exists()
 
@@ -91,10 +116,12 @@ def test_latent_parquet_schema_and_readers(study):
         ]
         metadata = json.loads(table.schema.metadata[b"aedepth"])
         assert metadata == {
+            "model": model,
+            "method": "autoencoder",
             "depth": depth,
+            "latent_dim": 2,
             "seed": seed,
             "widths": WIDTHS[:depth],
-            "latent_dim": 2,
             "dataset": "mnist",
             "source": "sample",
         }
@@ -109,12 +136,36 @@ def test_latent_parquet_schema_and_readers(study):
         assert count == 1000
 
 
-def test_summary_has_one_row_per_model_and_pca(study):
+def test_baseline_latents_have_the_models_schema(study):
+    workdir, _ = study
+    for run in BASELINE_RUNS:
+        frame = pd.read_parquet(workdir / "results/latents" / f"{run}.parquet")
+        assert list(frame.columns) == ["split", "index", "label", "z0", "z1"]
+        assert frame["split"].value_counts().to_dict() == {"train": 4000, "test": 1000}
+    metadata = json.loads(
+        pq.read_table(
+            workdir / "results/latents/random_projection_dim2_seed1.parquet"
+        ).schema.metadata[b"aedepth"]
+    )
+    assert metadata == {
+        "model": "random_projection_dim2_seed1",
+        "method": "random_projection",
+        "latent_dim": 2,
+        "seed": 1,
+        "dataset": "mnist",
+        "source": "sample",
+    }
+
+
+def test_summary_has_one_row_per_model_and_baseline_run(study):
     workdir, _ = study
     summary = pd.read_csv(workdir / "results/summary.csv")
-    assert list(summary.columns) == list(SUMMARY_COLUMNS)
-    assert summary["model"].tolist() == [*MODELS, "pca_dim2"]
-    assert summary["method"].tolist() == ["autoencoder"] * len(MODELS) + ["pca"]
+    assert list(summary.columns) == SUMMARY_LAYOUT
+    assert summary["model"].tolist() == [*MODELS, *BASELINE_RUNS]
+    assert (
+        summary["method"].tolist()
+        == ["autoencoder"] * len(MODELS) + ["pca"] + ["random_projection"] * 2
+    )
     assert (summary["n_test"] == 1000).all()
     for metric in METRICS:
         assert summary[metric].map(math.isfinite).all(), metric
@@ -124,8 +175,14 @@ def test_summary_has_one_row_per_model_and_pca(study):
     assert (summary[["davies_bouldin", "calinski_harabasz", "reconstruction_mse"]] > 0).all().all()
     models = summary[summary["method"] == "autoencoder"]
     assert (models["kept_epoch"] == EPOCHS).all()  # no early stopping by default
-    assert np.allclose(models["loss_gap"], models["val_loss"] - models["train_loss"])
-    assert summary.loc[summary["method"] == "pca", list(LOSS_COLUMNS)].isna().all().all()
+    assert np.allclose(models["loss_gap"], models["test_loss"] - models["train_loss"])
+    assert models["val_loss"].isna().all()  # no validation split by default
+    baselines = summary[summary["method"] != "autoencoder"]
+    assert baselines[LOSS_COLUMNS + ["depth"]].isna().all().all()
+    assert baselines["seed"].isna().tolist() == [True, False, False]  # pca is not seeded
+    # a linear map of the pixels is not trained: PCA beats a random projection
+    pca, projections = baselines.iloc[0], baselines.iloc[1:]
+    assert (pca["knn_accuracy"] > projections["knn_accuracy"]).all()
     # every per-model JSON agrees with its summary row
     for model in MODELS:
         record = json.loads((workdir / "results/metrics" / f"{model}.json").read_text())
@@ -136,13 +193,18 @@ def test_summary_has_one_row_per_model_and_pca(study):
 def test_intervals_comparisons_and_findings(study):
     workdir, _ = study
     intervals = pd.read_csv(workdir / "results/depth_intervals.csv")
-    assert list(intervals.columns) == list(INTERVAL_COLUMNS)
-    assert len(intervals) == len(DEPTHS) * len(METRICS)
-    assert (intervals["n_seeds"] == len(SEEDS)).all()
-    assert (intervals["ci_low"] <= intervals["mean"]).all()
-    assert (intervals["mean"] <= intervals["ci_high"]).all()
+    assert list(intervals.columns) == INTERVAL_LAYOUT
+    assert intervals.groupby("method", sort=False).size().to_dict() == {
+        "autoencoder": len(DEPTHS) * len(METRICS),
+        "pca": len(METRICS),
+        "random_projection": len(METRICS),
+    }
+    seeded = intervals[intervals["method"] != "pca"]
+    assert (seeded["n_seeds"] == len(SEEDS)).all()
+    assert (seeded["ci_low"] <= seeded["mean"]).all()
+    assert (seeded["mean"] <= seeded["ci_high"]).all()
     comparisons = pd.read_csv(workdir / "results/depth_comparisons.csv")
-    assert list(comparisons.columns) == list(COMPARISON_COLUMNS)
+    assert list(comparisons.columns) == COMPARISON_LAYOUT
     assert comparisons[["previous_depth", "depth"]].drop_duplicates().values.tolist() == [
         [1, 2],
         [2, 3],
@@ -150,6 +212,9 @@ def test_intervals_comparisons_and_findings(study):
     assert set(comparisons["verdict"]) <= set(VERDICTS)
     findings = (workdir / "results/findings.md").read_text()
     assert "2 seeds per depth" in findings
+    assert "Baselines: pca, random_projection." in findings
+    assert "| baseline pca, latent size 2 |" in findings
+    assert "| baseline random_projection, latent size 2 |" in findings
     for row in comparisons.itertuples():
         assert f"| {row.previous_depth} → {row.depth} | {row.metric} |" in findings
 
