@@ -28,15 +28,24 @@ pytestmark = pytest.mark.workflow
 BASE_CONFIG = {"source": "sample", "epochs": "1", "depths": "[1,3]", "seeds": "[0]"}
 
 
-def model_chain(depth: int) -> set[str]:
+def model_jobs(run: str) -> set[str]:
+    """The jobs of one model run: training, latents, metrics."""
+    return {f"{rule}(run={run})" for rule in ("train", "embed", "evaluate")}
+
+
+def group_figures(group: str) -> set[str]:
+    """The per-group figures, which show every seed's model of that group."""
+    return {f"plot_reconstructions(group={group})", f"plot_latent(group={group})"}
+
+
+def model_chain(depth: int, latent: int = 2) -> set[str]:
     """Every job of one depth: its model, latents, metrics and per-depth figures."""
-    return {
-        f"train(depth={depth}, latent=2, seed=0)",
-        f"embed(depth={depth}, latent=2, seed=0)",
-        f"evaluate(depth={depth}, latent=2, seed=0)",
-        f"plot_reconstructions(depth={depth}, latent=2)",
-        f"plot_latent(depth={depth}, latent=2)",
-    }
+    return model_jobs(f"depth{depth}_dim{latent}_seed0") | group_figures(
+        f"depth{depth}_dim{latent}"
+    )
+
+
+PCA = "baseline(method=pca, setting=dim2)"
 
 
 # The jobs that read every model: they rerun when any one model changes.
@@ -51,15 +60,15 @@ AGGREGATES = {
 
 
 # Every figure job of the study (depths 1 and 3, latent size 2).
-FIGURES = {
-    "plot_reconstructions(depth=1, latent=2)",
-    "plot_reconstructions(depth=3, latent=2)",
-    "plot_combined",
-    "plot_latent(depth=1, latent=2)",
-    "plot_latent(depth=3, latent=2)",
-    "plot_metrics",
-    "plot_training",
-}
+FIGURES = (
+    group_figures("depth1_dim2")
+    | group_figures("depth3_dim2")
+    | {
+        "plot_combined",
+        "plot_metrics",
+        "plot_training",
+    }
+)
 
 
 def config_args(**changes: str) -> list[str]:
@@ -90,7 +99,7 @@ def study(tmp_path_factory) -> Path:
     built = executed(workdir)
     assert built == model_chain(1) | model_chain(3) | AGGREGATES | {
         "prepare_data",
-        "pca_baseline(latent=2)",
+        PCA,
     }
     return workdir
 
@@ -119,7 +128,42 @@ def test_a_moved_study_is_still_up_to_date(study_copy):
 
 def test_epochs_reruns_all_training_and_downstream_not_the_data(study):
     assert planned(study, epochs="2") == model_chain(1) | model_chain(3) | AGGREGATES
-    # not planned: prepare_data (does not depend on training) and pca_baseline (data only)
+    # not planned: prepare_data (does not depend on training) and the baseline (data only)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"learning_rate": "0.002"}, {"batch_size": "64"}, {"validation_fraction": "0.1"}],
+)
+def test_a_training_setting_reruns_every_model_and_nothing_before_or_beside(study, change):
+    assert planned(study, **change) == model_chain(1) | model_chain(3) | AGGREGATES
+
+
+def test_a_new_seed_trains_only_its_models(study):
+    # the per-group figures show the median seed of each group, so they are redrawn
+    new_models = model_jobs("depth1_dim2_seed1") | model_jobs("depth3_dim2_seed1")
+    redrawn = group_figures("depth1_dim2") | group_figures("depth3_dim2")
+    assert planned(study, seeds="[0,1]") == new_models | redrawn | AGGREGATES
+
+
+def test_a_new_latent_size_runs_its_models_its_baseline_and_the_aggregates(study):
+    assert (
+        planned(study, latent_dims="[2,3]")
+        == model_chain(1, latent=3)
+        | model_chain(3, latent=3)
+        | {"baseline(method=pca, setting=dim3)"}
+        | AGGREGATES
+    )
+
+
+def test_a_new_baseline_runs_only_that_baseline_and_the_aggregates_that_read_it(study):
+    assert planned(study, baselines="[pca,random_projection]") == {
+        "baseline(method=random_projection, setting=dim2_seed0)",
+        "summarize",
+        "summary_table",
+        "compare_depths",
+        "plot_metrics",
+    }
 
 
 def test_a_new_depth_runs_only_its_chain_and_the_aggregates(study):
@@ -141,8 +185,8 @@ def test_an_unused_hidden_size_reruns_nothing(study):
 
 def test_plot_digits_reruns_only_the_reconstruction_figures(study):
     assert planned(study, plot_digits="5") == {
-        "plot_reconstructions(depth=1, latent=2)",
-        "plot_reconstructions(depth=3, latent=2)",
+        "plot_reconstructions(group=depth1_dim2)",
+        "plot_reconstructions(group=depth3_dim2)",
         "plot_combined",
     }
 
@@ -154,9 +198,9 @@ def test_plot_dpi_reruns_only_the_figures(study):
 def test_a_metric_setting_reruns_metrics_and_their_users(study):
     # every figure but the training curves: e.g. the seed shown is chosen by kNN accuracy
     assert planned(study, knn_neighbors="7") == {
-        "evaluate(depth=1, latent=2, seed=0)",
-        "evaluate(depth=3, latent=2, seed=0)",
-        "pca_baseline(latent=2)",
+        "evaluate(run=depth1_dim2_seed0)",
+        "evaluate(run=depth3_dim2_seed0)",
+        PCA,
         "summarize",
         "summary_table",
         "compare_depths",
@@ -171,10 +215,10 @@ def test_metrics_code_reruns_only_metrics_jobs_and_what_depends_on_them(study_co
     assert (
         planned(study_copy)
         == {
-            # evaluate_latents.py and pca_baseline.py import aedepth.metrics
-            "evaluate(depth=1, latent=2, seed=0)",
-            "evaluate(depth=3, latent=2, seed=0)",
-            "pca_baseline(latent=2)",
+            # evaluate_latents.py and fit_baseline.py import aedepth.metrics
+            "evaluate(run=depth1_dim2_seed0)",
+            "evaluate(run=depth3_dim2_seed0)",
+            PCA,
             # summarize.py imports aedepth.summary, which imports aedepth.metrics
             "summarize",
             "summary_table",  # reads summary.csv
@@ -195,8 +239,8 @@ def test_plotting_code_reruns_only_the_figures(study_copy):
 def test_a_script_reruns_only_its_own_jobs(study_copy):
     touch_by_editing(study_copy / "workflow/scripts/plot_latent.py")
     assert planned(study_copy) == {
-        "plot_latent(depth=1, latent=2)",
-        "plot_latent(depth=3, latent=2)",
+        "plot_latent(group=depth1_dim2)",
+        "plot_latent(group=depth3_dim2)",
     }
 
 
@@ -207,10 +251,10 @@ def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
     latents = study_copy / "results/latents/depth1_dim2_seed0.parquet"
     latents.unlink()
     expected = {
-        "embed(depth=1, latent=2, seed=0)",
-        "evaluate(depth=1, latent=2, seed=0)",
-        "plot_reconstructions(depth=1, latent=2)",  # reads depth 1's metrics
-        "plot_latent(depth=1, latent=2)",
+        "embed(run=depth1_dim2_seed0)",
+        "evaluate(run=depth1_dim2_seed0)",
+        "plot_reconstructions(group=depth1_dim2)",  # reads depth 1's metrics
+        "plot_latent(group=depth1_dim2)",
         "summarize",
         "summary_table",
         "compare_depths",
@@ -228,14 +272,10 @@ def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
 
 # One sentence of each caption in workflow/report/, as it appears (HTML-escaped) in the report.
 CAPTION_SENTENCES = {
-    "depth1_dim2_latent.png": "<strong>Latent space, 1 hidden layer(s), latent size 2.</strong>",
-    "depth3_dim2_latent.png": "<strong>Latent space, 3 hidden layer(s), latent size 2.</strong>",
-    "depth1_dim2_reconstructions.png": (
-        "<strong>Reconstructions, 1 hidden layer(s), latent size 2.</strong>"
-    ),
-    "depth3_dim2_reconstructions.png": (
-        "<strong>Reconstructions, 3 hidden layer(s), latent size 2.</strong>"
-    ),
+    "depth1_dim2_latent.png": "<strong>Latent space, depth 1, latent size 2.</strong>",
+    "depth3_dim2_latent.png": "<strong>Latent space, depth 3, latent size 2.</strong>",
+    "depth1_dim2_reconstructions.png": "<strong>Reconstructions, depth 1, latent size 2.</strong>",
+    "depth3_dim2_reconstructions.png": "<strong>Reconstructions, depth 3, latent size 2.</strong>",
     "findings.md": "<strong>Findings: does depth improve the latent representation?</strong>",
     "reconstructions.png": "<strong>Reconstructions of every depth, side by side.</strong>",
     "training_curves.png": "<strong>Training curves.</strong>",
