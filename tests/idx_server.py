@@ -92,6 +92,9 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
     status: dict[str, int] = {}  # path -> HTTP error status to answer instead of the file
     delay: dict[str, float] = {}  # path -> seconds to wait before answering (a "hang")
     truncate: dict[str, int] = {}  # path -> send only this many body bytes, then close
+    trickle: dict[str, float] = {}  # path -> seconds between body bytes (a slow mirror)
+    redirect: dict[str, str] = {}  # path -> Location of a 302 answer
+    unsized: dict[str, int] = {}  # path -> send this many zero bytes, without Content-Length
     requests: list[str] = []  # every requested path, in order
     stop: threading.Event = threading.Event()
 
@@ -111,6 +114,28 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body[: self.truncate[path]])
+        elif path in self.trickle:
+            body = (Path(self.directory) / path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if self.stop.wait(self.trickle[path]):
+                    break
+        elif path in self.redirect:
+            self.send_response(302)
+            self.send_header("Location", self.redirect[path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path in self.unsized:
+            self.send_response(200)
+            self.end_headers()  # no Content-Length: the body ends when the connection closes
+            chunk, left = bytes(1 << 16), self.unsized[path]
+            while left > 0 and not self.stop.is_set():
+                self.wfile.write(chunk[:left])
+                left -= len(chunk)
         else:
             super().do_GET()
 
@@ -122,11 +147,15 @@ def serve_folder(
     delay: dict[str, float] | None = None,
     truncate: dict[str, int] | None = None,
     requests: list[str] | None = None,
+    trickle: dict[str, float] | None = None,
+    redirect: dict[str, str] | None = None,
+    unsized: dict[str, int] | None = None,
 ) -> Iterator[str]:
     """Serve `folder` over HTTP on 127.0.0.1 (free port) in a daemon thread; yield the base URL.
 
     Fault dicts map URL paths such as "/train-images-idx3-ubyte.gz" to a behaviour; `requests`,
-    if given, collects each requested path (to count retries).
+    if given, collects each requested path (to count retries). `trickle` sends the file a byte
+    at a time, `redirect` answers 302 to a Location, `unsized` streams zeros without a length.
     """
     handler = type(
         "Handler",
@@ -135,6 +164,9 @@ def serve_folder(
             "status": status if status is not None else {},
             "delay": delay if delay is not None else {},
             "truncate": truncate if truncate is not None else {},
+            "trickle": trickle if trickle is not None else {},
+            "redirect": redirect if redirect is not None else {},
+            "unsized": unsized if unsized is not None else {},
             "requests": requests if requests is not None else [],
             "stop": threading.Event(),
         },

@@ -21,6 +21,7 @@ from aedepth.config import (
     load_schema,
     validate_config,
 )
+from aedepth.data import IDX_NAMES, idx_size, sample_split_sizes
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -234,6 +235,184 @@ def test_bad_config_gets_one_exact_line(changes, message):
     assert error_of(config_with(**changes)) == message
 
 
+SPLIT_NEEDS = "(the metrics need 1 training and 11 test images): use 0.003 to 0.998"
+# Values the schema accepts and the data cannot support: each failed after training before.
+TOO_LARGE_FOR_THE_DATA = {
+    "knn over the sample's training split": (
+        {"source": "sample", "knn_neighbors": 4001},
+        "config key 'knn_neighbors' = 4001 is larger than the 4000 training images of "
+        "source sample: use at most 4000",
+    ),
+    "knn over a download's training split": (
+        {"knn_neighbors": 60001},
+        "config key 'knn_neighbors' = 60001 is larger than the 60000 training images of "
+        "source download: use at most 60000",
+    ),
+    "k-means over the test split": (
+        {"source": "sample", "kmeans_clusters": 1001},
+        "config key 'kmeans_clusters' = 1001 is larger than the 1000 test images of "
+        "source sample: use at most 1000",
+    ),
+    "trustworthiness neighbors over half the test split": (
+        {"source": "sample", "trustworthiness_neighbors": 500},
+        "config key 'trustworthiness_neighbors' = 500 is not under half the 1000 test images "
+        "of source sample that trustworthiness scores: use at most 499",
+    ),
+    "trustworthiness samples not twice the neighbors": (
+        {"trustworthiness_samples": 20, "trustworthiness_neighbors": 10},
+        "config key 'trustworthiness_samples' = 20 is not more than twice "
+        "trustworthiness_neighbors = 10: use at least 21, or lower trustworthiness_neighbors",
+    ),
+    "latent size of the whole image": (
+        {"latent_dims": [2, 784]},
+        "config key 'latent_dims[1]' = 784 is not smaller than the 784 pixels of an image: "
+        "use at most 783",
+    ),
+    "seed 2**64": (
+        {"seeds": [0, 2**64]},
+        "config key 'seeds[1]' = 18446744073709551616 is too large for scikit-learn's "
+        "random_state: use at most 4294967295",
+    ),
+    "seed 2**32": (
+        {"seeds": [2**32]},
+        "config key 'seeds[0]' = 4294967296 is too large for scikit-learn's random_state: "
+        "use at most 4294967295",
+    ),
+    "sample test split empty": (
+        {"source": "sample", "sample_test_fraction": 0.001},
+        "config key 'sample_test_fraction' = 0.001 leaves 0 of the 5000 sample images in the "
+        "test split " + SPLIT_NEEDS,
+    ),
+    "sample test split one per class": (
+        {"source": "sample", "sample_test_fraction": 0.002},
+        "config key 'sample_test_fraction' = 0.002 leaves 10 of the 5000 sample images in the "
+        "test split " + SPLIT_NEEDS,
+    ),
+    "sample training split empty": (
+        {"source": "sample", "sample_test_fraction": 0.9995},
+        "config key 'sample_test_fraction' = 0.9995 leaves 0 of the 5000 sample images in the "
+        "training split " + SPLIT_NEEDS,
+    ),
+    "braces in a mirror": (
+        {"mirrors": ["http://127.0.0.1:8000/{name}/"]},
+        "config key 'mirrors[0]' = 'http://127.0.0.1:8000/{name}/' holds { or }, which "
+        "Snakemake reads as a wildcard: write { as %7B and } as %7D",
+    ),
+    "braces in a dataset's mirror": (
+        {
+            "datasets": DEFAULTS["datasets"]
+            | {"mnist": DEFAULTS["datasets"]["mnist"] | {"mirrors": ["https://x.org/}"]}}
+        },
+        "config key 'datasets.mnist.mirrors[0]' = 'https://x.org/}' holds { or }, which "
+        "Snakemake reads as a wildcard: write { as %7B and } as %7D",
+    ),
+    "braces in a class name": (
+        {
+            "datasets": DEFAULTS["datasets"]
+            | {"mnist": DEFAULTS["datasets"]["mnist"] | {"classes": ["{0}", *"123456789"]}}
+        },
+        "config key 'datasets.mnist.classes[0]' = '{0}' holds { or }, which Snakemake reads "
+        "as a wildcard: remove them",
+    ),
+    "credentials in a mirror": (
+        {"mirrors": ["https://alice:s3cret@example.org/mnist/"]},
+        "config key 'mirrors[0]' = 'https://***@example.org/mnist/' holds a user name or "
+        "password (before the @), which downloads cannot use and logs would show: use a mirror "
+        "that needs no login, e.g. a local copy served with `python -m http.server`",
+    ),
+    "credentials in a dataset's mirror, even if otherwise invalid": (
+        {
+            "datasets": DEFAULTS["datasets"]
+            | {"mnist": DEFAULTS["datasets"]["mnist"] | {"mirrors": ["ftp://bob@x.org/ a"]}}
+        },
+        "config key 'datasets.mnist.mirrors[0]' = 'ftp://***@x.org/ a' holds a user name or "
+        "password (before the @), which downloads cannot use and logs would show: use a mirror "
+        "that needs no login, e.g. a local copy served with `python -m http.server`",
+    ),
+    "checksums lacking a file": (
+        {"checksums": {k: v for k, v in MNIST_MD5.items() if k != "t10k-labels-idx1-ubyte"}},
+        "config key 'checksums' lacks t10k-labels-idx1-ubyte: give the MD5 of exactly "
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        "t10k-labels-idx1-ubyte",
+    ),
+    "checksums naming an unknown file": (
+        {"checksums": MNIST_MD5 | {"extra": "0" * 32}},
+        "config key 'checksums' has extra: give the MD5 of exactly train-images-idx3-ubyte, "
+        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"), TOO_LARGE_FOR_THE_DATA.values(), ids=TOO_LARGE_FOR_THE_DATA.keys()
+)
+def test_values_the_data_cannot_support_get_one_exact_line(changes, message):
+    assert error_of(config_with(**changes)) == message
+
+
+def test_the_limits_themselves_are_accepted():
+    sample = {"source": "sample", "trustworthiness_samples": 2000}
+    validate_config(config_with(**sample, knn_neighbors=4000, kmeans_clusters=1000), SCHEMA)
+    validate_config(config_with(**sample, trustworthiness_neighbors=499), SCHEMA)
+    validate_config(config_with(trustworthiness_samples=21, trustworthiness_neighbors=10), SCHEMA)
+    validate_config(config_with(latent_dims=[783], seeds=[2**32 - 1]), SCHEMA)
+    for fraction in (0.003, 0.998):
+        validate_config(config_with(source="sample", sample_test_fraction=fraction), SCHEMA)
+
+
+def test_sample_split_sizes_match_load_sample():
+    from aedepth.data import load_sample
+
+    for fraction in (0.2, 0.003, 0.37):
+        arrays = load_sample(test_fraction=fraction)
+        assert sample_split_sizes(fraction) == (len(arrays["x_train"]), len(arrays["x_test"]))
+
+
+def test_folder_sizes_are_read_from_the_idx_headers(tmp_path):
+    write_fake_mnist(tmp_path, n_train=60, n_test=20)  # gzipped
+    validate_config(config_with(source=str(tmp_path), kmeans_clusters=20), SCHEMA)
+    assert error_of(config_with(source=str(tmp_path), kmeans_clusters=21)) == (
+        f"config key 'kmeans_clusters' = 21 is larger than the 20 test images of "
+        f"source '{tmp_path}': use at most 20"
+    )
+    assert error_of(config_with(source=str(tmp_path), knn_neighbors=61)) == (
+        f"config key 'knn_neighbors' = 61 is larger than the 60 training images of "
+        f"source '{tmp_path}': use at most 60"
+    )
+
+
+def test_folder_with_too_few_test_images(tmp_path):
+    write_fake_mnist(tmp_path, n_train=60, n_test=5, gz=False)
+    assert error_of(config_with(source=str(tmp_path))) == (
+        f"config key 'source' = '{tmp_path}' holds 60 training and 5 test images: "
+        "the metrics need at least 1 and 11; use a folder with more images"
+    )
+
+
+def test_folder_with_a_bad_header_is_left_to_the_job(tmp_path):
+    write_fake_mnist(tmp_path, gz=False)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\xff\xff\x08\x03")
+    validate_config(config_with(source=str(tmp_path), kmeans_clusters=500), SCHEMA)
+
+
+def test_braces_in_a_source_folder(tmp_path):
+    folder = tmp_path / "src{x}"
+    write_fake_mnist(folder)
+    assert error_of(config_with(source=str(folder))) == (
+        f"config key 'source' = '{folder}' holds {{ or }}, which Snakemake reads as a wildcard: "
+        "use a path without braces (a symbolic link to the folder, say)"
+    )
+
+
+def test_idx_names_have_one_source():
+    # config.yaml's checksums, idx_paths and the download sizes all follow aedepth.data.IDX_NAMES.
+    for dataset in DEFAULTS["datasets"].values():
+        assert tuple(dataset["checksums"]) == IDX_NAMES
+    assert [idx_size(name) for name in IDX_NAMES] == [47_040_016, 60_008, 7_840_016, 10_008]
+    assert "train-images-idx3-ubyte" not in (REPO / "workflow/rules/common.smk").read_text()
+    assert "train-images-idx3-ubyte" not in str(SCHEMA)
+
+
 def test_missing_key_is_named():
     config = config_with()
     del config["latent_dims"]
@@ -264,9 +443,7 @@ def test_source_folder_with_raw_or_gz_files_is_valid(tmp_path, gz):
     write_fake_mnist(tmp_path, gz=gz)
     validate_config(config_with(source=str(tmp_path)), SCHEMA)
     suffix = ".gz" if gz else ""
-    assert idx_paths(tmp_path, list(MNIST_MD5)) == [
-        tmp_path / f"{name}{suffix}" for name in MNIST_MD5
-    ]
+    assert idx_paths(tmp_path) == [tmp_path / f"{name}{suffix}" for name in IDX_NAMES]
 
 
 def test_good_variants_are_accepted():

