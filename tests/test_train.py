@@ -113,13 +113,46 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_checkpoint_with_other_hparams_is_not_resumed(tmp_path):
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("hparams", "was made with other hparams"),
+        ("data", "was made with other data"),
+        ("device", "was made with other device"),
+        ("code", "was made with other code"),
+        ("truncated", "does not load (RuntimeError: PytorchStreamReader"),
+        ("garbage", "does not load"),
+    ],
+)
+def test_a_checkpoint_of_another_run_is_set_aside_and_training_starts_afresh(
+    tmp_path, caplog, change, reason
+):
     x_train, x_test = images(200), images(50, seed=1)
-    train(hparams(epochs=1), x_train, x_test, tmp_path / "ckpt", CPU)
-    _, history = train(
-        hparams(epochs=2, learning_rate=2e-3), x_train, x_test, tmp_path / "ckpt", CPU
-    )
-    assert [row["epoch"] for row in history] == [1, 2]
+    checkpoint = tmp_path / "ckpt"
+    with pytest.raises(Stop):
+        train(hparams(), x_train, x_test, checkpoint, CPU, progress=stop_after(1))
+    state = torch.load(checkpoint, weights_only=True)
+    state["history"][0]["train_loss"] = -1.0  # what a resumed run would report for epoch 1
+    torch.save(state, checkpoint)
+    hp, x = hparams(), x_train
+    if change == "hparams":
+        hp = hparams(learning_rate=2e-3)
+    elif change == "data":
+        x = images(200, seed=5)
+    elif change == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    elif change == "garbage":
+        checkpoint.write_bytes(b"not a checkpoint")
+    else:  # written on another device or by other training code
+        torch.save(state | {change: "other"}, checkpoint)
+    with caplog.at_level(logging.INFO, logger="aedepth"):
+        _, history = train(hp, x, x_test, checkpoint, CPU)
+    _, fresh = train(hp, x, x_test, tmp_path / "fresh", CPU)
+    assert [row["train_loss"] for row in history] == [row["train_loss"] for row in fresh]
+    assert f"set aside {checkpoint} as ckpt.stale: it {reason}" in caplog.text
+    assert "resuming" not in caplog.text
+    assert (tmp_path / "ckpt.stale").exists()
+    assert str(torch.load(checkpoint, weights_only=True)["history"]) == str(history)  # new run
 
 
 def test_nan_loss_raises_training_diverged_naming_the_epoch(tmp_path):

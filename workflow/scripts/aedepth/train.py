@@ -8,6 +8,7 @@ weights, less overhead); the plain step is always there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -102,6 +103,49 @@ def _row_counts(rows: int, chunk: int) -> set[int]:
     return {count for count in (min(chunk, rows), rows % chunk) if count}
 
 
+def code_version() -> str:
+    """A hash of the training code (train.py, speed.py, model.py): a checkpoint written by
+    other code is not resumed."""
+    digest = hashlib.sha256()
+    for name in ("train.py", "speed.py", "model.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
+def data_fingerprint(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> str:
+    """A hash of the training and test data (about 0.1 s for MNIST)."""
+    digest = hashlib.sha256()
+    for array in (x_train, y_train, x_test):
+        digest.update(repr((array.dtype.str, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def _resumable(checkpoint_path: Path, made_by: dict) -> dict | None:
+    """The checkpoint's contents if it loads and was made by the same run (`made_by`: the
+    hparams, data, device type and code version); else None, and a checkpoint that exists
+    is set aside as *.stale (one log line says why), never resumed and never a crash."""
+    if not checkpoint_path.exists():
+        return None
+    try:
+        # Loaded to CPU: load_state_dict moves tensors to the model's device, and RNG
+        # states must stay CPU byte tensors. weights_only: never runs pickled code.
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, garbage, or holding pickled objects
+        reason = f"it does not load ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+    else:
+        differing = [
+            key for key in made_by if not isinstance(state, dict) or state.get(key) != made_by[key]
+        ]
+        if not differing:
+            return state
+        reason = f"it was made with other {', '.join(differing)}"
+    stale = checkpoint_path.with_name(checkpoint_path.name + ".stale")
+    checkpoint_path.replace(stale)
+    log.info("set aside %s as %s: %s; starting afresh", checkpoint_path, stale.name, reason)
+    return None
+
+
 def train(
     hparams: dict,
     x_train: np.ndarray,
@@ -111,7 +155,7 @@ def train(
     device: torch.device,
     progress=None,
 ) -> tuple[Autoencoder, list[dict], dict]:
-    """Train per `hparams`, resuming from `checkpoint_path` when it holds the same hparams.
+    """Train per `hparams`, resuming from `checkpoint_path` when the same run wrote it.
 
     hparams["validation_fraction"] (default 0) of each class of the training images is held
     out as the validation split (the same split for every model); training uses the rest.
@@ -120,9 +164,10 @@ def train(
     training stops once that many epochs bring no better validation loss, and the best epoch's
     weights are kept; otherwise the last epoch's. The history's `kept` column marks that epoch.
 
-    A checkpoint (weights, best weights, optimizer, RNG states, history, hparams) is written
-    atomically after every epoch, so a killed job resumes and ends bit-identical to an
-    uninterrupted run on the same device.
+    A checkpoint (weights, best weights, optimizer, RNG states, history; hparams, data
+    fingerprint, device type and code version) is written atomically after every epoch, so a
+    killed job resumes and ends bit-identical to an uninterrupted run on the same device. A
+    checkpoint of another run, or one that does not load, is set aside (*.stale).
     Returns the model, its per-epoch history and how it was trained:
     {"training_path": ..., "matmul_route": ...}.
     """
@@ -147,19 +192,20 @@ def train(
     history: list[dict] = []
     best_model = None  # weights of the epoch kept_epoch() names, so far
 
-    if checkpoint_path.exists():
-        # Loaded to CPU: load_state_dict moves tensors to the model's device, and RNG
-        # states must stay CPU byte tensors.
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        if state["hparams"] == hparams:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            shuffle.set_state(state["shuffle_rng"])
-            _set_global_rng(device, state["global_rng"])
-            history, best_model = state["history"], state["best_model"]
-            log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
-        else:
-            log.info("ignoring %s: it was made with other hyperparameters", checkpoint_path)
+    made_by = {
+        "hparams": hparams,
+        "data": data_fingerprint(x_train, y_train, x_test),
+        "device": device.type,
+        "code": code_version(),
+    }
+    state = _resumable(checkpoint_path, made_by)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        _set_global_rng(device, state["global_rng"])
+        history, best_model = state["history"], state["best_model"]
+        log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
 
     fast = speed.fast_step(model, optimizer, device)  # None where it does not apply
     step = fast or plain_step(model, optimizer)
@@ -233,7 +279,7 @@ def train(
                         "shuffle_rng": shuffle.get_state(),
                         "global_rng": _global_rng(device),
                         "history": history,
-                        "hparams": hparams,
+                        **made_by,
                     },
                     tmp,
                 )
