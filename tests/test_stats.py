@@ -115,6 +115,7 @@ def test_baselines_get_intervals_by_name_over_their_seeds():
 def test_findings_name_every_baseline():
     text = findings(with_baselines(models_table()))
     assert "Baselines: pca, random_projection." in text
+    assert "| 1 hidden layer(s), latent size 2 | 0.62 [" in text  # not "1.0" beside baselines
     assert "| baseline pca, latent size 2 | 0.4 | 0.4 | 0.4 | 0.4 |" in text
     assert "| baseline random_projection, latent size 2 | 0.11 [" in text
     assert text.splitlines()[-1].startswith("| 2 | 1 → 2 | reconstruction_mse |")

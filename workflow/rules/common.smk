@@ -54,7 +54,7 @@ wildcard_constraints:
     run=one_of(run.id for run in GRID.models),
     group=one_of(GRID.groups()),
     method=one_of(GRID.baselines),
-    setting=one_of(run.id.split("_", 1)[1] for run in GRID.baseline_runs),
+    setting=one_of(run.id.removeprefix(f"{run.method}_") for run in GRID.baseline_runs),
 
 
 def code_of(script):

@@ -224,7 +224,7 @@ def sort_order(axes: list[str]) -> list[str]:
 
 def setting_label(record: dict, axes: list[str], labels: dict[str, str]) -> str:
     """How figures name a run's setting (its values but the seed), e.g. "depth 2, latent size 2"."""
-    keys = [a for a in sort_order(axes) if a != REPLICATE and record.get(a) is not None]
+    keys = [a for a in axes if a != REPLICATE and record.get(a) is not None]
     return ", ".join(f"{labels[a]} {record[a]}" for a in keys)
 
 

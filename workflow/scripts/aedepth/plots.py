@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: jobs run on servers and cluster nodes
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -187,11 +188,14 @@ def metrics_vs_depth(summary: pd.DataFrame, conditions: list[str], labels: dict[
     handles = {}
     for ax in grid.axes.flat:  # every setting and baseline once, wherever it was drawn
         handles |= dict(zip(*reversed(ax.get_legend_handles_labels())))
+    grid.set_ylabels("")
     grid.figure.legend(
         list(handles.values()),
         [f"{n}: mean, 95 % interval" if n in settings else n for n in handles],
-        loc="lower right",
-        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(3, len(handles)),
+        fontsize=9,
         frameon=False,
     )
     n_seeds = int(table[table["method"] == AUTOENCODER].groupby([COMPARED, "setting"]).size().min())
@@ -231,6 +235,7 @@ def training_curves(histories: pd.DataFrame):
     gaps = (last["test_loss"] - last["train_loss"]).groupby(last["setting"]).mean()
     for setting, ax in grid.axes_dict.items():
         ax.set_title(f"{setting}\nfinal gap (test - train): {gaps[setting]:+.4f}", fontsize=10)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     grid.set_axis_labels("epoch", "binary cross-entropy per pixel")
     return grid.figure
 

@@ -125,10 +125,19 @@ def depth_comparisons(models: pd.DataFrame, conditions: list[str]) -> pd.DataFra
     return pd.DataFrame(rows, columns=comparison_columns(conditions))
 
 
+def _value(value) -> str:
+    """An axis value as written in config.yaml: 2, not the 2.0 of a column with empty cells."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _setting(row, conditions: list[str], labels: dict[str, str]) -> str:
     """e.g. "latent size 2"; empty cells (an axis a baseline does not use) left out."""
     parts = [
-        f"{labels.get(c, c)} {getattr(row, c)}" for c in conditions if not pd.isna(getattr(row, c))
+        f"{labels.get(c, c)} {_value(getattr(row, c))}"
+        for c in conditions
+        if not pd.isna(getattr(row, c))
     ]
     return ", ".join(parts)
 
@@ -209,7 +218,7 @@ def findings_markdown(
         first = next(group.itertuples())
         setting = _setting(first, conditions, labels)
         if first.method == AUTOENCODER:
-            name = f"{getattr(first, COMPARED)} hidden layer(s)"
+            name = f"{_value(getattr(first, COMPARED))} hidden layer(s)"
         else:
             name = f"baseline {first.method}"
         levels = group.set_index("metric")
@@ -226,11 +235,11 @@ def findings_markdown(
             "",
             f"| {head + ' | ' if head else ''}depths | metric | better if | mean difference "
             "| 95 % interval | verdict |",
-            "| --- |" * (len(conditions) + 6),
+            "|" + " --- |" * (len(conditions) + 6),
         ]
         for row in comparisons.itertuples():
             interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
-            values = "".join(f"{getattr(row, c)} | " for c in conditions)
+            values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
             lines.append(
                 f"| {values}{getattr(row, f'previous_{COMPARED}')} → {getattr(row, COMPARED)} | "
                 f"{row.metric} | {'higher' if row.higher_is_better else 'lower'} | "
