@@ -43,10 +43,11 @@ OFFLINE_HINT = (
     "or work offline with --config source=sample or source=/path/to/folder/with/idx/files"
 )
 ALL_KEYS = (
-    "batch_size, checksums, dataset, datasets, depths, device, download_retries, "
-    "download_timeout, early_stopping_patience, epochs, hidden_sizes, kmeans_clusters, "
-    "knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, plot_dpi, "
-    "sample_test_fraction, seeds, source, trustworthiness_neighbors, trustworthiness_samples"
+    "axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
+    "download_retries, download_timeout, early_stopping_patience, epochs, hidden_sizes, "
+    "kmeans_clusters, knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, "
+    "plot_dpi, sample_test_fraction, seeds, source, trustworthiness_neighbors, "
+    "trustworthiness_samples, validation_fraction"
 )
 
 
@@ -429,7 +430,7 @@ def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
 
 def history_and_weights(workdir: Path):
     folder = workdir / "results/models/depth1_dim2_seed0"
-    history = pd.read_csv(folder / "history.csv")[["epoch", "train_loss", "val_loss"]]
+    history = pd.read_csv(folder / "history.csv")[["epoch", "train_loss", "test_loss"]]
     return history, torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
 
 
@@ -519,8 +520,8 @@ def test_loss_turning_nan_later_names_that_epoch_and_keeps_the_checkpoint(tmp_pa
     checkpoint = tmp_path / "model.pt.checkpoint"
     with pytest.raises(TrainingDiverged) as caught:
         train(
-            hparams, arrays[IDX_NAMES[0]], arrays[IDX_NAMES[2]], checkpoint,
-            torch.device("cpu"), progress,
+            hparams, arrays[IDX_NAMES[0]], arrays[IDX_NAMES[1]], arrays[IDX_NAMES[2]],
+            checkpoint, torch.device("cpu"), progress,
         )  # fmt: skip
     assert str(caught.value) == (
         "training loss became nan in epoch 3: lower learning_rate (or batch_size) and run again"
@@ -593,15 +594,20 @@ def test_weights_with_a_pickled_object_are_refused(tmp_path):
     assert isinstance(load_model(str(weights), HPARAMS), torch.nn.Module)
 
 
-def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
+def test_checkpoint_with_a_pickled_object_is_set_aside_unexecuted(tmp_path, caplog):
     marker = tmp_path / "pwned"
     checkpoint = tmp_path / "model.pt.checkpoint"
     torch.save({"hparams": Payload(marker)}, checkpoint)
     arrays = fake_mnist_arrays(n_train=16, n_test=8)
     hparams = HPARAMS | {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "seed": 0}
-    with pytest.raises(pickle.UnpicklingError):
-        train(hparams, arrays[IDX_NAMES[0]], arrays[IDX_NAMES[2]], checkpoint, torch.device("cpu"))
-    assert not marker.exists()
+    with caplog.at_level("INFO", logger="aedepth"):
+        _, history, _ = train(
+            hparams, arrays[IDX_NAMES[0]], arrays[IDX_NAMES[1]], arrays[IDX_NAMES[2]],
+            checkpoint, torch.device("cpu"),
+        )  # fmt: skip
+    assert not marker.exists()  # never unpickled: torch.load(weights_only=True) refused it
+    assert "set aside" in caplog.text and (tmp_path / "model.pt.checkpoint.stale").exists()
+    assert [row["epoch"] for row in history] == [1]  # trained afresh
 
 
 # --- a second snakemake in the same folder -------------------------------------------------------

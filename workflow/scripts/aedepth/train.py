@@ -132,7 +132,8 @@ def _resumable(checkpoint_path: Path, made_by: dict) -> dict | None:
         # states must stay CPU byte tensors. weights_only: never runs pickled code.
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, garbage, or holding pickled objects
-        reason = f"it does not load ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+        # Not torch's message: it advises loading with weights_only=False, wrong for a bad file.
+        reason = f"it is not a readable plain checkpoint ({type(error).__name__})"
     else:
         differing = [
             key for key in made_by if not isinstance(state, dict) or state.get(key) != made_by[key]
