@@ -120,8 +120,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         ("data", "was made with other data"),
         ("device", "was made with other device"),
         ("code", "was made with other code"),
-        ("truncated", "does not load (RuntimeError: PytorchStreamReader"),
-        ("garbage", "does not load"),
+        ("truncated", "is not a readable plain checkpoint (RuntimeError)"),
+        ("garbage", "is not a readable plain checkpoint ("),
     ],
 )
 def test_a_checkpoint_of_another_run_is_set_aside_and_training_starts_afresh(
