@@ -6,18 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from layouts import SUMMARY_LAYOUT
+
 from aedepth.baselines import BASELINES, embed_baseline
 from aedepth.metrics import METRICS, latent_metrics, reconstruction_errors, score_embedding
 from aedepth.summary import representative_seed, representatives, summary_table
 
 AXES = ["depth", "latent_dim", "seed"]
-# The layout README.md documents for summary.csv, spelled out so that a change fails here.
-SUMMARY_LAYOUT = [
-    "model", "method", "depth", "latent_dim", "seed", "n_test",
-    "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari",
-    "kmeans_nmi", "trustworthiness", "reconstruction_bce", "reconstruction_mse",
-    "kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap",
-]  # fmt: skip
 
 
 def separated_clusters(n_per_class=40, n_classes=10, spread=0.01, seed=0):

@@ -5,6 +5,8 @@ import math
 import pandas as pd
 import pytest
 
+from layouts import COMPARISON_LAYOUT, INTERVAL_LAYOUT
+
 from aedepth.metrics import METRICS
 from aedepth.stats import (
     depth_comparisons,
@@ -16,15 +18,6 @@ from aedepth.stats import (
 
 CONDITIONS = ["latent_dim"]
 LABELS = {"depth": "depth", "latent_dim": "latent size", "seed": "seed"}
-# The layouts README.md documents, spelled out so that a renamed or moved column fails here.
-INTERVAL_LAYOUT = [
-    "method", "latent_dim", "depth", "metric", "higher_is_better", "n_seeds", "mean",
-    "ci_low", "ci_high",
-]  # fmt: skip
-COMPARISON_LAYOUT = [
-    "latent_dim", "depth", "previous_depth", "metric", "higher_is_better", "n_pairs",
-    "mean_difference", "ci_low", "ci_high", "verdict",
-]  # fmt: skip
 
 
 def findings(table, **changes):

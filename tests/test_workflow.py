@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+from layouts import COMPARISON_LAYOUT, HISTORY_LAYOUT, INTERVAL_LAYOUT, LOSS_COLUMNS, SUMMARY_LAYOUT
 from conftest import copy_workflow, jobs_in, snakemake
 from idx_server import closed_port_url, serve_folder, write_fake_mnist
 
@@ -35,23 +36,6 @@ SEEDS = [0, 1]
 KEYS = [(d, s) for d in DEPTHS for s in SEEDS]
 MODELS = [f"depth{d}_dim2_seed{s}" for d, s in KEYS]
 BASELINE_RUNS = ["pca_dim2", "random_projection_dim2_seed0", "random_projection_dim2_seed1"]
-# The layouts README.md documents, spelled out so that a renamed or moved column fails here.
-SUMMARY_LAYOUT = [
-    "model", "method", "depth", "latent_dim", "seed", "n_test",
-    "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari",
-    "kmeans_nmi", "trustworthiness", "reconstruction_bce", "reconstruction_mse",
-    "kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap",
-]  # fmt: skip
-LOSS_COLUMNS = ["kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap"]
-HISTORY_LAYOUT = ["epoch", "train_loss", "val_loss", "test_loss", "seconds", "kept"]
-INTERVAL_LAYOUT = [
-    "method", "latent_dim", "depth", "metric", "higher_is_better", "n_seeds", "mean",
-    "ci_low", "ci_high",
-]  # fmt: skip
-COMPARISON_LAYOUT = [
-    "latent_dim", "depth", "previous_depth", "metric", "higher_is_better", "n_pairs",
-    "mean_difference", "ci_low", "ci_high", "verdict",
-]  # fmt: skip
 
 
 STUDY_CONFIG = (

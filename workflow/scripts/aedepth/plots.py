@@ -141,12 +141,10 @@ def metrics_vs_depth(summary: pd.DataFrame, conditions: list[str], labels: dict[
         height=3.0,
         aspect=1.35,
     )
+    encoding = {"x": COMPARED, "y": "value", "hue": "setting", "hue_order": settings}
     grid.map_dataframe(
         sns.lineplot,
-        x=COMPARED,
-        y="value",
-        hue="setting",
-        hue_order=settings,
+        **encoding,
         palette=palette,
         errorbar=_t_bounds,
         err_style="bars",
@@ -155,10 +153,7 @@ def metrics_vs_depth(summary: pd.DataFrame, conditions: list[str], labels: dict[
     )
     grid.map_dataframe(
         sns.stripplot,
-        x=COMPARED,
-        y="value",
-        hue="setting",
-        hue_order=settings,
+        **encoding,
         palette=palette,
         native_scale=True,
         alpha=0.35,
