@@ -1,14 +1,14 @@
 """Snakemake adapter: train one autoencoder and write weights, hyperparameters and history."""
 
-import csv
 import logging
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm import tqdm
 
 from aedepth.data import load_dataset
-from aedepth.files import atomic_output, write_json
+from aedepth.files import atomic_output, exclusive, write_json
 from aedepth.jobs import job_log
 from aedepth.train import HISTORY_COLUMNS, select_device, train
 
@@ -21,15 +21,16 @@ with job_log(snakemake.log[0]):
     )
     data = load_dataset(snakemake.input.data)
     checkpoint = snakemake.output.weights + ".checkpoint"
-    model, history, how = train(
-        hparams,
-        data["x_train"],
-        data["y_train"],
-        data["x_test"],
-        checkpoint,
-        device,
-        progress=lambda epochs: tqdm(epochs, desc="epochs", mininterval=5),
-    )
+    with exclusive(checkpoint):
+        model, history, how = train(
+            hparams,
+            data["x_train"],
+            data["y_train"],
+            data["x_test"],
+            checkpoint,
+            device,
+            progress=lambda epochs: tqdm(epochs, desc="epochs", mininterval=5),
+        )
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)
     # how: {"training_path": "written-out backward" or "autograd", "matmul_route": ...}
@@ -37,9 +38,7 @@ with job_log(snakemake.log[0]):
         snakemake.output.hparams,
         hparams | {"device": str(device), "threads": snakemake.threads} | how,
     )
-    with atomic_output(snakemake.output.history) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
+    with atomic_output(snakemake.output.history) as tmp:  # NaN (no validation split): blank
+        pd.DataFrame(history, columns=list(HISTORY_COLUMNS)).to_csv(tmp, index=False)
     # The finished outputs supersede the checkpoint; a stale one must not be resumed later.
     Path(checkpoint).unlink()

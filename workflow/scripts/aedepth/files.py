@@ -1,12 +1,16 @@
-"""Atomic file output: a killed or failed job never leaves a complete-looking file."""
+"""Atomic file output (a killed or failed job never leaves a complete-looking file), JSON,
+and a lock so that two processes never write the same file."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
+
+from aedepth.jobs import UserFacingError
 
 
 @contextmanager
@@ -34,3 +38,50 @@ def write_json(path: str | Path, data: dict) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+class Locked(UserFacingError):
+    """Another live process holds the lock."""
+
+
+@contextmanager
+def exclusive(path: str | Path):
+    """Hold `path`.lock (it names this host and pid) while the block writes `path`.
+
+    A second writer on this host is refused while the first is alive (e.g. a trainer left
+    running after its snakemake was killed, then the job started again after --unlock); a
+    lock whose owner died, or one from another host (a job requeued elsewhere by Slurm), is
+    taken over.
+    """
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            host, _, pid = lock.read_text().partition(" ")
+            if host == socket.gethostname() and pid.isdigit() and _alive(int(pid)):
+                raise Locked(
+                    f"{path} is being written by another process ({pid} on this host): "
+                    "wait for it to finish, or stop it, then run again"
+                ) from None
+            lock.unlink(missing_ok=True)  # its owner is gone
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(me)
+    try:
+        yield
+    finally:
+        if lock.exists() and lock.read_text() == me:
+            lock.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

@@ -1,0 +1,46 @@
+"""The lock that keeps two trainers off one checkpoint."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from aedepth.files import Locked, exclusive
+
+
+def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
+    target = tmp_path / "model.pt.checkpoint"
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "model.pt.checkpoint.lock").write_text(f"{socket.gethostname()} {first.pid}")
+        with pytest.raises(Locked) as refused:
+            with exclusive(target):
+                pytest.fail("entered a lock held by a live process")
+        assert str(refused.value) == (
+            f"{target} is being written by another process ({first.pid} on this host): "
+            "wait for it to finish, or stop it, then run again"
+        )
+    finally:
+        first.kill()
+        first.wait()
+    with exclusive(target):  # its owner is gone now: taken over
+        assert (tmp_path / "model.pt.checkpoint.lock").read_text().endswith(f" {os.getpid()}")
+    assert not (tmp_path / "model.pt.checkpoint.lock").exists()
+
+
+def test_a_lock_from_another_host_is_taken_over(tmp_path):
+    target = tmp_path / "ckpt"
+    (tmp_path / "ckpt.lock").write_text("some-other-node 1")
+    with exclusive(target):
+        pass
+    assert not (tmp_path / "ckpt.lock").exists()
+
+
+def test_the_lock_is_released_when_the_block_fails(tmp_path):
+    target = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError), exclusive(target):
+        raise RuntimeError("training failed")
+    with exclusive(target):  # free again
+        pass
