@@ -26,10 +26,11 @@ from aedepth.data import IDX_NAMES, idx_size, sample_split_sizes
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
 ALL_KEYS = (
-    "batch_size, checksums, dataset, datasets, depths, device, download_retries, "
-    "download_timeout, early_stopping_patience, epochs, hidden_sizes, kmeans_clusters, "
-    "knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, plot_dpi, "
-    "sample_test_fraction, seeds, source, trustworthiness_neighbors, trustworthiness_samples"
+    "axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
+    "download_retries, download_timeout, early_stopping_patience, epochs, hidden_sizes, "
+    "kmeans_clusters, knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, "
+    "plot_dpi, sample_test_fraction, seeds, source, trustworthiness_neighbors, "
+    "trustworthiness_samples, validation_fraction"
 )
 MNIST_MD5 = DEFAULTS["datasets"]["mnist"]["checksums"]
 DEPTHS_ALLOWED = "use a non-empty list of distinct integers >= 1, e.g. [1, 2, 3]"
@@ -121,6 +122,17 @@ BAD_CONFIGS = {
         {"early_stopping_patience": -1},
         "config key 'early_stopping_patience' = -1 is invalid (-1 is less than the minimum of 0): "
         "use an integer >= 0 (0: train all epochs)",
+    ),
+    "early stopping without a validation split": (
+        {"early_stopping_patience": 5},
+        "config key 'early_stopping_patience' = 5 needs a validation split (early stopping "
+        "never looks at the test split): set validation_fraction above 0, e.g. 0.1, or "
+        "early_stopping_patience: 0",
+    ),
+    "validation fraction 1": (
+        {"validation_fraction": 1},
+        "config key 'validation_fraction' = 1 is invalid (1 is greater than or equal to the "
+        "maximum of 1): use a fraction >= 0 and < 1 (0: no validation split)",
     ),
     "epochs 0": (
         {"epochs": 0},
@@ -454,6 +466,9 @@ def test_good_variants_are_accepted():
             hidden_sizes=[8, 8, 8, 8],
             seeds=[0, 7, 2**31],
             learning_rate=1,
+            early_stopping_patience=3,
+            validation_fraction=0.1,
+            baselines=["pca", "random_projection"],
             device="cpu",
             mirrors=["http://127.0.0.1:8000/", "https://example.org/a/b/"],
         ),

@@ -84,6 +84,12 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
             f"config key 'dataset' = {config['dataset']!r} is not listed under 'datasets': "
             f"use one of {', '.join(config['datasets'])}"
         )
+    if config["early_stopping_patience"] > 0 and config["validation_fraction"] == 0:
+        raise ConfigError(
+            f"config key 'early_stopping_patience' = {config['early_stopping_patience']} needs a "
+            "validation split (early stopping never looks at the test split): set "
+            "validation_fraction above 0, e.g. 0.1, or early_stopping_patience: 0"
+        )
     _check_checksum_names(config)
     _reject_braces(config)
     for index, seed in enumerate(config["seeds"]):
