@@ -1,8 +1,8 @@
 """The CPU speed path of training: each piece replaces a step of the plain loop in train.py
 with the same arithmetic, minus Python and autograd overhead; tests prove it bit-identical.
 
-- `fp32_matmuls`: fp32 matmuls on oneDNN's AVX-512 kernels where that is proven exact
-  (both paths train inside it);
+- `exact_routes` / `matmul_route`: the fp32 matmul routes proven exact here (torch's default,
+  oneDNN's fp32 kernels where a float64 probe proves them), and switching to one;
 - `loss_and_gradients`: `loss.backward()` written out for the MLP autoencoder;
 - `adam_step`: the fused Adam kernel called directly, without `Optimizer.step`'s regrouping;
 - `bce_sum`: the summed BCE with logits from vectorised kernels only.
@@ -10,14 +10,21 @@ with the same arithmetic, minus Python and autograd overhead; tests prove it bit
 `fast_step` hands train.py the written-out step where it supports the model, the optimizer,
 the device and this torch's private functions; anywhere else it returns None, and says why
 in one log line, and training takes the plain loop.
+
+`choose_training` times a few steps of every candidate (path x exact route) on the run's
+own batch shape and picks the fastest: which one wins depends on the CPU (oneDNN beats MKL
+on AVX-512 AMD parts, loses on Ice Lake and Zen 3), so it is measured, never assumed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import platform
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -127,42 +134,35 @@ def layer_shapes(model: nn.Module) -> list[tuple[int, int]]:
     return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-@contextlib.contextmanager
-def fp32_matmuls(
+def exact_routes(
     device: torch.device,
     layers: list[tuple[int, int]],
     train_rows: set[int],
     eval_rows: set[int] = frozenset(),
-):
-    """Within the block, run fp32 matmuls on the fastest route proven exact in fp32 here.
+) -> list[str]:
+    """The fp32 matmul routes proven exact on this machine for these shapes, default first.
 
     `layers` are (in, out) of the Linear layers; `train_rows` every batch size they are
     trained with (forward and backward), `eval_rows` every one they only run forward.
-    Yields the route's name: "onednn-fp32", "cuda-fp32" (TF32 off), or "default" (torch's own
-    kernels, strict fp32).
+    Routes: "default" (torch's own kernels, strict fp32), "onednn-fp32" (oneDNN's fp32
+    kernels; only without AMX and after the float64 probe of every shape), "cuda-fp32"
+    (TF32 off; the only route on a GPU).
     """
     if device.type == "cuda":
-        cublas = torch.backends.cuda.matmul
-        previous = cublas.fp32_precision
-        cublas.fp32_precision = "ieee"  # fp32 everywhere: never TF32 on tensor cores
-        try:
-            yield "cuda-fp32"
-        finally:
-            cublas.fp32_precision = previous
-        return
-    matmul = torch.backends.mkldnn.matmul
-    previous = matmul.fp32_precision
-    route = "default"
-    matmul.fp32_precision = "ieee"  # strict fp32, whatever was set before
-    if (
+        return ["cuda-fp32"]
+    routes = ["default"]
+    if not (
         device.type == "cpu"
         and platform.system() == "Linux"
         and torch.backends.mkldnn.is_available()
         and _cpu_has_amx() is False
     ):
-        matmul.fp32_precision = "bf16"
-        probes = [(rows, True) for rows in train_rows] + [(rows, False) for rows in eval_rows]
-        if (
+        return routes
+    probes = [(rows, True) for rows in train_rows] + [(rows, False) for rows in eval_rows]
+    matmul = torch.backends.mkldnn.matmul
+    previous, matmul.fp32_precision = matmul.fp32_precision, "bf16"
+    try:
+        exact = (
             probes
             and layers
             and all(
@@ -170,14 +170,47 @@ def fp32_matmuls(
                 for rows, backward in sorted(probes)
                 for n_in, n_out in layers
             )
-        ):
-            route = "onednn-fp32"
-        else:
-            matmul.fp32_precision = "ieee"
+        )
+    finally:
+        matmul.fp32_precision = previous
+    return routes + ["onednn-fp32"] if exact else routes
+
+
+@contextlib.contextmanager
+def matmul_route(route: str):
+    """Within the block, fp32 matmuls take `route` (one of exact_routes' names)."""
+    if route == "cuda-fp32":
+        cublas = torch.backends.cuda.matmul
+        previous = cublas.fp32_precision
+        cublas.fp32_precision = "ieee"  # fp32 everywhere: never TF32 on tensor cores
+        try:
+            yield route
+        finally:
+            cublas.fp32_precision = previous
+        return
+    matmul = torch.backends.mkldnn.matmul
+    previous = matmul.fp32_precision
+    # "ieee": strict fp32, whatever was set before; "bf16" sends fp32 matmuls to oneDNN,
+    # which computes in fp32 where exact_routes proved it
+    matmul.fp32_precision = {"default": "ieee", "onednn-fp32": "bf16"}[route]
     try:
         yield route
     finally:
         matmul.fp32_precision = previous
+
+
+@contextlib.contextmanager
+def fp32_matmuls(
+    device: torch.device,
+    layers: list[tuple[int, int]],
+    train_rows: set[int],
+    eval_rows: set[int] = frozenset(),
+):
+    """Within the block, fp32 matmuls take the oneDNN route where it is proven exact for
+    these shapes (see exact_routes), else torch's default (strict fp32). Yields the route's
+    name. (Training does not use this preference: it measures; see choose_training.)"""
+    with matmul_route(exact_routes(device, layers, train_rows, eval_rows)[-1]) as route:
+        yield route
 
 
 # --- the loss --------------------------------------------------------------------------------
@@ -373,3 +406,100 @@ def fast_step(
         return loss
 
     return step
+
+
+# --- the choice, by measurement --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to train: a training path ("written-out backward" or "autograd") on an fp32
+    matmul route proven exact here (see exact_routes)."""
+
+    path: str
+    route: str
+
+    def __str__(self) -> str:
+        return f"{self.path} on {self.route}"
+
+
+PROBE_ROUNDS = 3  # measured rounds per candidate, after one warm-up round
+PROBE_SHARE = 0.005  # the probe's steps, all candidates together, against the job's steps
+PROBE_MAX_STEPS = 8  # steps per candidate and round: enough to average out a step's jitter
+
+
+def probe_steps(job_steps: int, candidates: int) -> int:
+    """Steps per candidate and round so that the probe (warm-up + PROBE_ROUNDS rounds of every
+    candidate; the warm-up takes at least 2) takes at most PROBE_SHARE of the job's `job_steps` training steps; at least 1
+    (a tiny job pays more, in absolute terms nothing)."""
+    per_round = PROBE_SHARE * job_steps / (max(candidates, 1) * (PROBE_ROUNDS + 1))
+    return max(1, min(PROBE_MAX_STEPS, int(per_round)))
+
+
+def fastest(timings: dict[Candidate, list[float]]) -> Candidate:
+    """The candidate with the lowest best time per step (other processes only ever slow a
+    round down, so the best round is the truest); on a tie the first, i.e. the preferred."""
+    return min(timings, key=lambda candidate: min(timings[candidate]))
+
+
+def time_steps(
+    makers: dict[Candidate, Callable[[nn.Module, torch.optim.Optimizer], Callable]],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    steps: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[Candidate, list[float]]:
+    """Seconds per step of each candidate in each of PROBE_ROUNDS rounds, on batch `x`.
+
+    Each candidate trains its own copy of `model` with a fresh optimizer of the same kind and
+    settings (`makers[c](copy, its_optimizer)` gives its step), so the run's own weights,
+    optimizer state and random generators are untouched. The candidates take turns round by
+    round, so all of them meet the machine in the same state; round 0 warms up, uncounted.
+    """
+    steppers = {}
+    for candidate, make in makers.items():
+        twin = copy.deepcopy(model)
+        steppers[candidate] = make(twin, type(optimizer)(twin.parameters(), **optimizer.defaults))
+    timings: dict[Candidate, list[float]] = {candidate: [] for candidate in makers}
+    for round_ in range(PROBE_ROUNDS + 1):
+        for candidate, step in steppers.items():
+            count = steps if round_ else max(steps, 2)  # warm-up: first calls set kernels up
+            with matmul_route(candidate.route):
+                started = clock()
+                for _ in range(count):
+                    loss = step(x)
+                loss.item()  # waits for the device, where it runs asynchronously
+                elapsed = clock() - started
+            if round_:
+                timings[candidate].append(elapsed / count)
+    return timings
+
+
+def choose_training(
+    makers: dict[Candidate, Callable[[nn.Module, torch.optim.Optimizer], Callable]],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    job_steps: int,
+) -> tuple[Candidate, dict[str, float]]:
+    """The fastest candidate on this machine for this run, and each candidate's best
+    milliseconds per step ({} where there was nothing to choose). One log line."""
+    if len(makers) == 1:
+        (only,) = makers
+        log.info("training takes %s (the only candidate)", only)
+        return only, {}
+    steps = probe_steps(job_steps, len(makers))
+    timings = time_steps(makers, model, optimizer, x, steps)
+    choice = fastest(timings)
+    best_ms = {str(c): round(1000 * min(seconds), 3) for c, seconds in timings.items()}
+    log.info(
+        "speed probe, ms per step of %d rows (best of %d rounds of %d steps): %s; "
+        "training takes %s",
+        len(x),
+        PROBE_ROUNDS,
+        steps,
+        ", ".join(f"{name} {ms:.2f}" for name, ms in best_ms.items()),
+        choice,
+    )
+    return choice, best_ms

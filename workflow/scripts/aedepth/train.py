@@ -169,8 +169,10 @@ def train(
     fingerprint, device type and code version) is written atomically after every epoch, so a
     killed job resumes and ends bit-identical to an uninterrupted run on the same device. A
     checkpoint of another run, or one that does not load, is set aside (*.stale).
+    How to train is measured at the start (see _choose_training) unless resuming.
     Returns the model, its per-epoch history and how it was trained:
-    {"training_path": ..., "matmul_route": ...}.
+    {"training_path": ..., "matmul_route": ..., "probe_ms_per_step": {candidate: ms}}
+    (the last only where candidates were timed).
     """
     checkpoint_path = Path(checkpoint_path)
     batch_size = hparams["batch_size"]
@@ -208,20 +210,15 @@ def train(
         history, best_model = state["history"], state["best_model"]
         log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
 
-    fast = speed.fast_step(model, optimizer, device)  # None where it does not apply
-    step = fast or plain_step(model, optimizer)
-    training_path = "written-out backward" if fast else "autograd"
+    choice, make_step, probe_ms = _choose_training(
+        model, optimizer, device, fit_images, val_images, test_images, hparams, state, len(history)
+    )
+    step = make_step(model, optimizer)
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
-    with speed.fp32_matmuls(
-        device,
-        speed.layer_shapes(model),
-        train_rows=_row_counts(len(fit_images), batch_size),
-        eval_rows=_row_counts(len(val_images), EVAL_CHUNK)
-        | _row_counts(len(test_images), EVAL_CHUNK),
-    ) as route:
+    with speed.matmul_route(choice.route) as route:
         log.info(
             "training path: %s; fp32 matmul route: %s; %d thread(s)",
-            training_path,
+            choice.path,
             route,
             torch.get_num_threads(),
         )
@@ -280,6 +277,7 @@ def train(
                         "shuffle_rng": shuffle.get_state(),
                         "global_rng": _global_rng(device),
                         "history": history,
+                        "choice": [choice.path, choice.route],
                         **made_by,
                     },
                     tmp,
@@ -287,7 +285,46 @@ def train(
     if patience > 0:  # keep the weights of the best validation epoch
         model.load_state_dict(best_model)
     model.zero_grad(set_to_none=True)
-    return model.eval(), history, {"training_path": training_path, "matmul_route": route}
+    how = {"training_path": choice.path, "matmul_route": choice.route}
+    return model.eval(), history, how | ({"probe_ms_per_step": probe_ms} if probe_ms else {})
+
+
+FAST_PATH, PLAIN_PATH = "written-out backward", "autograd"
+
+
+def _choose_training(
+    model, optimizer, device, fit_images, val_images, test_images, hparams, state, epochs_done
+) -> tuple[speed.Candidate, Callable, dict[str, float]]:
+    """How to train (the candidate, its step maker, the probe's ms per step): a resumed run keeps its checkpoint's choice (so that it ends
+    bit-identical to an uninterrupted run), where that is still a candidate here; else the
+    fastest candidate measured on this run's batches (speed.choose_training). Candidates:
+    the written-out step where speed.fast_step covers the run, and the plain step, each on
+    every fp32 matmul route proven exact for the run's shapes."""
+    batch_size = hparams["batch_size"]
+    routes = speed.exact_routes(
+        device,
+        speed.layer_shapes(model),
+        train_rows=_row_counts(len(fit_images), batch_size),
+        eval_rows=_row_counts(len(val_images), EVAL_CHUNK)
+        | _row_counts(len(test_images), EVAL_CHUNK),
+    )
+    paths = {PLAIN_PATH: plain_step}
+    if speed.fast_step(model, optimizer, device) is not None:  # logs why not
+        paths = {FAST_PATH: lambda m, o: speed.fast_step(m, o, device)} | paths
+    makers = {
+        speed.Candidate(path, route): make for path, make in paths.items() for route in routes
+    }
+    kept = speed.Candidate(*state["choice"]) if state and "choice" in state else None
+    if kept in makers:
+        log.info("training takes %s, as before the interruption", kept)
+        return kept, makers[kept], {}
+    if kept is not None:
+        log.info("%s, the interrupted run's choice, is not available here: choosing anew", kept)
+    steps_per_epoch = -(-len(fit_images) // batch_size)
+    job_steps = steps_per_epoch * max(1, hparams["epochs"] - epochs_done)
+    x = to_unit(fit_images[: min(batch_size, len(fit_images))])
+    choice, probe_ms = speed.choose_training(makers, model, optimizer, x, job_steps)
+    return choice, makers[choice], probe_ms
 
 
 def _global_rng(device: torch.device) -> torch.Tensor:
