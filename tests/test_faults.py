@@ -344,9 +344,10 @@ def test_folder_file_failing_its_checksum_is_named(tmp_path, workflow_dir, fault
     run = run_folder_source(tmp_path, workflow_dir, folder, checksums)
     assert run.returncode != 0
     assert lines_starting(run, "aedepth error:") == [
-        f"aedepth error: {path}: MD5 {hashlib.md5(raw).hexdigest()} does not match the published "
-        f"{checksums['t10k-labels-idx1-ubyte']}: the file is truncated or altered; "
-        "delete it and fetch it again, or use --config source=sample to work offline"
+        f"aedepth error: {path}: MD5 {hashlib.md5(raw).hexdigest()} does not match the expected "
+        f"{checksums['t10k-labels-idx1-ubyte']}: the file is truncated or altered, or `checksums` "
+        "holds the MD5s of other files; replace it with an intact copy or correct the checksum "
+        "of t10k-labels-idx1-ubyte"
     ]
     assert not (workflow_dir / DATASET).exists()
 

@@ -21,6 +21,7 @@ from aedepth.data import (
     redact,
     sample_split_sizes,
 )
+from aedepth.jobs import ConfigError
 
 DATA_SOURCES = ("download", "sample")
 # scikit-learn's random_state (NumPy's legacy seeding) takes seeds below 2**32; torch below 2**64.
@@ -36,10 +37,6 @@ _StrictValidator = jsonschema.validators.extend(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
     ),
 )
-
-
-class ConfigError(ValueError):
-    """An invalid config value; str() is one line naming the key and what it accepts."""
 
 
 def coerce_cli_lists(config: dict[str, Any]) -> dict[str, Any]:

@@ -21,13 +21,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from aedepth.config import ConfigError
+from aedepth.jobs import ConfigError
 
 AUTOENCODER = "autoencoder"
 COMPARED = "depth"
 REPLICATE = "seed"
 # The axes every study has: the two above, and the latent size every model and baseline needs.
 REQUIRED_AXES = (COMPARED, "latent_dim", REPLICATE)
+# Optional axes the code gives a meaning: the arm picks how widths are chosen (the article's,
+# or scaled to a parameter budget), the training regime a set of training settings.
+ARM = "arm"
+ARTICLE = "article"
+MATCHED = "matched_params"
+REGIME = "training"
 
 # Where each run's files live; "{run}" is the run's id (the Snakemake wildcard of that name).
 PATHS = {
@@ -56,6 +62,7 @@ class Axis:
     tag: str  # its prefix in run ids, e.g. "dim"
     label: str  # how figures and findings name it, e.g. "latent size"
     baselines: bool  # baselines are fitted per value too (latent size: yes; depth: no)
+    omit: Any = None  # the value run ids leave out (its runs keep the ids they had before)
 
 
 @dataclass(frozen=True)
@@ -83,11 +90,17 @@ class Run:
 
 
 def _format_value(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    """A value as its run ids spell it: '_' separates the parts of an id, so it becomes '-'
+    (matched_params -> matched-params)."""
+    return (repr(value) if isinstance(value, float) else str(value)).replace("_", "-")
 
 
 def _run_id(parts: list[tuple[Axis, Any]]) -> str:
-    return "_".join(f"{axis.tag}{_format_value(value)}" for axis, value in parts)
+    return "_".join(
+        f"{axis.tag}{_format_value(value)}"
+        for axis, value in parts
+        if axis.omit is None or _format_value(value) != _format_value(axis.omit)
+    )
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,7 @@ def read_axes(config: dict[str, Any]) -> tuple[Axis, ...]:
             tag=entry["tag"],
             label=entry.get("label", entry["name"]),
             baselines=entry.get("baselines", False),
+            omit=entry.get("omit"),
         )
         for entry in config["axes"]
     )
@@ -204,6 +218,9 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
             _make_run(method, list(zip(used, values)), prefix=f"{method}_")
             for values in itertools.product(*(config[axis.values_key] for axis in used))
         ]
+    for run in runs:
+        if run.is_model:
+            _check_training(run, config)
     return Grid(axes=axes, runs=tuple(runs), baselines=tuple(config["baselines"]))
 
 
@@ -233,12 +250,83 @@ def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:
     return list(hidden_sizes[:depth])
 
 
+def parameter_count(widths: list[int], latent_dim: int, input_dim: int = 784) -> int:
+    """Weights and biases of the autoencoder's Linear layers: encoder input -> widths ->
+    latent, decoder latent -> reversed widths -> input (aedepth.model.Autoencoder)."""
+    encoder = [input_dim, *widths, latent_dim]
+    layers = list(zip(encoder, encoder[1:]))
+    layers += [(n_out, n_in) for n_in, n_out in reversed(layers)]
+    return sum(n_in * n_out + n_out for n_in, n_out in layers)
+
+
+def matched_widths(taper: list[int], latent_dim: int, budget: int) -> list[int]:
+    """Widths of the shape of `taper` (each scaled by one factor, rounded) whose parameter
+    count is the closest to `budget`: the count grows monotonically with the factor, so
+    bisect it, round, then nudge the first width to the nearest count."""
+    low, high = 1e-6, 1.0
+    while parameter_count([max(1, round(high * w)) for w in taper], latent_dim) < budget:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        count = parameter_count([middle * w for w in taper], latent_dim)  # real-valued
+        low, high = (middle, high) if count < budget else (low, middle)
+    widths = [max(1, round(high * w)) for w in taper]
+
+    def miss(first: int) -> int:
+        return abs(parameter_count([first, *widths[1:]], latent_dim) - budget)
+
+    first = widths[0]
+    while first > 1 and miss(first - 1) < miss(first):
+        first -= 1
+    while miss(first + 1) < miss(first):
+        first += 1
+    return [first, *widths[1:]]
+
+
+def parameter_budget(config: dict[str, Any], latent_dim: int) -> int:
+    """The count the matched_params arm matches: `param_budget`, or with 0 that of the model
+    with every width of `hidden_sizes` (the article's deepest, 784-500-300-100-2)."""
+    return config.get("param_budget") or parameter_count(config["hidden_sizes"], latent_dim)
+
+
+def model_widths(config: dict[str, Any], depth: int, latent_dim: int, arm: str) -> list[int]:
+    """A model's hidden widths in its arm: `article`, the first `depth` of `hidden_sizes`;
+    `matched_params`, those widths scaled to the parameter budget (the article's taper)."""
+    widths = encoder_widths(config["hidden_sizes"], depth)
+    if arm == ARTICLE:
+        return widths
+    if arm == MATCHED:
+        return matched_widths(widths, latent_dim, parameter_budget(config, latent_dim))
+    raise ConfigError(f"config key 'arms' holds {arm!r}: use {ARTICLE} or {MATCHED}")
+
+
 def training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any]:
-    """Exactly what one training job depends on: the shared settings, the run's axis values
-    (which override a setting of the same name) and its own widths, not the whole list."""
-    hparams = {key: config[key] for key in TRAINING_SETTINGS} | dict(run.values)
-    hparams["widths"] = encoder_widths(config["hidden_sizes"], run[COMPARED])
+    """Exactly what one training job depends on: the shared settings, those of its training
+    regime (`training_regimes`), the run's axis values (which override a setting of the same
+    name) and its own widths and parameter count, not the whole list."""
+    values = dict(run.values)
+    regime = config.get("training_regimes", {}).get(values.get(REGIME), {})
+    hparams = {key: config[key] for key in TRAINING_SETTINGS} | regime | values
+    hparams["widths"] = model_widths(
+        config, run[COMPARED], run["latent_dim"], values.get(ARM, ARTICLE)
+    )
+    hparams["params"] = parameter_count(hparams["widths"], run["latent_dim"])
     return hparams
+
+
+def _check_training(run: Run, config: dict[str, Any]) -> None:
+    values = dict(run.values)
+    if REGIME in values and values[REGIME] not in config.get("training_regimes", {}):
+        raise ConfigError(
+            f"config key 'trainings' holds {values[REGIME]!r}, not a key of "
+            f"'training_regimes': use some of {', '.join(config.get('training_regimes', {}))}"
+        )
+    hparams = training_hparams(run, config)
+    if hparams["early_stopping_patience"] > 0 and hparams["validation_fraction"] == 0:
+        raise ConfigError(
+            f"training regime {values.get(REGIME)!r} sets early_stopping_patience > 0 without "
+            "a validation split: give it validation_fraction above 0, e.g. 0.1"
+        )
 
 
 def baseline_hparams(run: Run) -> dict[str, Any]:

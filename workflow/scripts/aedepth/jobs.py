@@ -12,6 +12,14 @@ class UserFacingError(Exception):
     """A failure the user can fix; str() is one line saying what to change."""
 
 
+class ConfigError(ValueError):
+    """An invalid config value; str() is one line naming the key and what it accepts.
+
+    Here rather than in aedepth.config, so that modules that only raise it (aedepth.grid)
+    do not import the data code: an edit there would rerun every job that uses the grid.
+    """
+
+
 @contextmanager
 def job_log(log_path: str | Path):
     """Send logging, warnings and progress bars (stderr) to the job's log file.
