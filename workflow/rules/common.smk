@@ -24,6 +24,8 @@ from aedepth.grid import (
     setting_label,
     training_hparams,
 )
+from aedepth.cpus import training_plan, usable_cpus
+from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
 
 config.update(coerce_cli_lists(config))
@@ -96,20 +98,30 @@ def source_files(wildcards):
 
 
 def training_threads():
-    """Threads per training job, so that `--cores N` keeps N cores busy on any machine.
-
-    Training jobs scale better side by side than by threads (two 1-thread jobs train ~6 %
-    more than one 2-thread job on 2 cores), so with at least as many jobs as cores each job
-    gets 1 thread and the jobs run in parallel; with few jobs on many cores (3 jobs, 64
-    cores) the cores are split between them, up to 8 each: a batch of 128 rows is too
-    little work per matmul for more. Without --cores (e.g. a cluster executor) it is 1.
-    """
+    """(threads each training job reserves of --cores, compute threads it runs), so that
+    `--cores N` keeps the usable CPUs busy without ever running more compute threads than
+    there are (see aedepth.cpus.training_plan): e.g. --cores 4 on 2 CPUs runs 2 jobs of 1
+    thread side by side; --cores 64 on 64 CPUs runs the 9 jobs of the default study with 7
+    threads each. Without --cores (e.g. a cluster executor) it is (1, 1); a job never
+    computes with more threads than its own usable CPUs (train_model.py)."""
     try:
         cores = workflow.cores
     except WorkflowError:  # --unlock, --summary, ... run no job and need no --cores
         cores = 1
-    cores = cores if isinstance(cores, int) else 1
-    return max(1, min(8, cores // len(GRID.models)))
+    if not isinstance(cores, int):
+        return 1, 1
+    return training_plan(cores, usable_cpus(), len(GRID.models))
+
+
+TRAINING_THREADS, TRAINING_COMPUTE_THREADS = training_threads()
+
+
+def training_gpu():
+    """1 where training jobs train on a GPU (the `gpu` resource: --resources gpu=K runs at
+    most K at once; the Slurm profile turns it into --gpus=1), else 0."""
+    if config["device"] == "cpu":
+        return 0
+    return int(config["device"] == "cuda" or bool(visible_gpus()))
 
 
 def metric_settings():
@@ -145,6 +157,8 @@ def final_outputs():
         "results/depth_intervals.csv",
         "results/depth_comparisons.csv",
         "results/findings.md",
+        "results/figures/answer.png",
+        "results/figures/gap_vs_depth.png",
         *of_runs("latents", GRID.runs),
         *expand(
             "results/figures/{group}_{kind}.png",

@@ -15,12 +15,14 @@ rule train:
         "results/benchmarks/train/{run}.tsv"
     conda:
         ENV
-    threads: training_threads()
+    threads: TRAINING_THREADS
     resources:
         mem_mb=2000,
         runtime=60,
+        gpu=training_gpu(),
     params:
         hparams=lambda wildcards: training_hparams(run_of(wildcards), config),
         device=config["device"],
+        compute_threads=TRAINING_COMPUTE_THREADS,
     script:
         "../scripts/train_model.py"

@@ -7,17 +7,25 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from aedepth.cpus import usable_cpus
 from aedepth.data import load_dataset
 from aedepth.files import atomic_output, exclusive, write_json
+from aedepth.gpus import one_gpu_per_job
 from aedepth.jobs import job_log
 from aedepth.train import HISTORY_COLUMNS, select_device, train
 
-with job_log(snakemake.log[0]):
+with job_log(snakemake.log[0]), one_gpu_per_job(snakemake.params.device) as gpu:
     hparams = snakemake.params.hparams
     device = select_device(snakemake.params.device)
-    torch.set_num_threads(snakemake.threads)
+    # the workflow's share of the CPUs for this job, never more than the job may use
+    threads = max(1, min(snakemake.params.compute_threads, usable_cpus()))
+    torch.set_num_threads(threads)
     logging.getLogger("aedepth").info(
-        "training %s on %s, %d thread(s)", hparams, device, snakemake.threads
+        "training %s on %s%s, %d thread(s)",
+        hparams,
+        device,
+        f" (GPU {gpu} of the host)" if gpu is not None and device.type == "cuda" else "",
+        threads,
     )
     data = load_dataset(snakemake.input.data)
     checkpoint = snakemake.output.weights + ".checkpoint"
@@ -33,10 +41,11 @@ with job_log(snakemake.log[0]):
         )
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)
-    # how: {"training_path": "written-out backward" or "autograd", "matmul_route": ...}
+    # how: {"training_path": "written-out backward" or "autograd", "matmul_route": ...,
+    # "probe_ms_per_step": {candidate: ms}} (the measured choice; see aedepth.speed)
     write_json(
         snakemake.output.hparams,
-        hparams | {"device": str(device), "threads": snakemake.threads} | how,
+        hparams | {"device": str(device), "threads": threads} | how,
     )
     with atomic_output(snakemake.output.history) as tmp:  # NaN (no validation split): blank
         pd.DataFrame(history, columns=list(HISTORY_COLUMNS)).to_csv(tmp, index=False)

@@ -1,0 +1,93 @@
+"""How many CPUs this process may really use, and how training jobs share them.
+
+`os.cpu_count()` counts the machine's CPUs; a Slurm job, a container or `taskset` gets fewer:
+its affinity mask (`os.sched_getaffinity`) and its cgroup's CPU quota (v2 `cpu.max`,
+v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`) say how many it may keep busy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+MAX_TRAINING_THREADS = 8  # a batch of 128 rows is too little work per matmul for more
+
+
+def _quota(text_quota: str, text_period: str) -> float | None:
+    """CPUs a quota allows; None for no limit ("max" or -1)."""
+    if text_quota in ("max", "-1"):
+        return None
+    quota, period = int(text_quota), int(text_period)
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def _own_cgroups(proc_cgroup: Path) -> list[tuple[str, str]]:
+    """(controllers, path) of each line of /proc/self/cgroup ("0::/user.slice/...")."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return []
+    return [tuple(line.split(":", 2)[1:]) for line in lines if line.count(":") >= 2]
+
+
+def cgroup_cpu_limit(
+    root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")
+) -> float | None:
+    """CPUs the cgroup quotas allow this process (the tightest of its cgroup and every parent;
+    v2, else v1); None where no quota is set or none can be read."""
+    limits = []
+    for controllers, path in _own_cgroups(proc_cgroup):
+        relative = Path(path.lstrip("/"))
+        if controllers == "":  # cgroup v2: one unified hierarchy
+            folders, files = [root], ("cpu.max",)
+        elif "cpu" in controllers.split(","):
+            folders = [root / name for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu")]
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        for folder in folders:
+            for level in [relative, *relative.parents]:
+                try:
+                    texts = [(folder / level / name).read_text().split() for name in files]
+                except (OSError, ValueError):
+                    continue
+                values = texts[0] if len(files) == 1 else [texts[0][0], texts[1][0]]
+                limit = _quota(*values[:2]) if len(values) >= 2 else None
+                if limit is not None:
+                    limits.append(limit)
+    return min(limits) if limits else None
+
+
+def usable_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """CPUs this process can keep busy: its affinity mask, capped by its cgroup quota
+    (rounded down, at least 1)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    limit = cgroup_cpu_limit(root, proc_cgroup)
+    if limit is not None:
+        cpus = min(cpus, max(1, math.floor(limit)))
+    return max(1, cpus)
+
+
+def training_plan(cores: int, cpus: int, jobs: int) -> tuple[int, int]:
+    """(threads each training job reserves of `--cores`, compute threads it runs), for `jobs`
+    training jobs on `cpus` usable CPUs under `--cores cores`.
+
+    Side-by-side single-thread jobs train more than one multi-threaded job (two 1-thread jobs
+    ~28 % more than one 2-thread job on 2 CPUs), but more compute threads than CPUs train
+    less (four 1-thread jobs on 2 CPUs ~17 % less than two). So at most min(jobs, cores,
+    cpus) jobs run side by side: each reserves enough of `--cores` that Snakemake starts no
+    more, and computes with its share of the CPUs (up to MAX_TRAINING_THREADS).
+    """
+    cores, cpus, jobs = max(1, cores), max(1, cpus), max(1, jobs)
+    side_by_side = min(jobs, cores, cpus)
+    reserve = max(1, cores // side_by_side)
+    while cores // reserve > side_by_side:  # e.g. --cores 3 on 2 CPUs: 1 job, not 3
+        reserve += 1
+    running = max(1, min(side_by_side, cores // reserve))
+    compute = max(1, min(MAX_TRAINING_THREADS, min(cores, cpus) // running))
+    return min(reserve, cores), compute
