@@ -5,18 +5,23 @@ under test, so a renamed, dropped or moved column fails until README, code and t
 """
 
 SUMMARY_LAYOUT = [
-    "model", "method", "depth", "latent_dim", "seed", "n_test",
+    "model", "method", "depth", "latent_dim", "seed", "arm", "training", "n_test",
+    "params", "widths",
     "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari",
     "kmeans_nmi", "trustworthiness", "reconstruction_bce", "reconstruction_mse",
     "kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap",
+    "val_slope_last10", "still_improving",
 ]  # fmt: skip
-LOSS_COLUMNS = SUMMARY_LAYOUT[-5:]
+LOSS_COLUMNS = SUMMARY_LAYOUT[-7:-2]
+SIZE_COLUMNS = ["params", "widths"]
+CONVERGENCE_COLUMNS = SUMMARY_LAYOUT[-2:]
 HISTORY_LAYOUT = ["epoch", "train_loss", "val_loss", "test_loss", "seconds", "kept"]
 INTERVAL_LAYOUT = [
-    "method", "latent_dim", "depth", "metric", "higher_is_better", "n_seeds", "mean",
-    "ci_low", "ci_high",
+    "method", "latent_dim", "arm", "training", "depth", "metric", "higher_is_better", "n_seeds",
+    "mean", "ci_low", "ci_high",
 ]  # fmt: skip
 COMPARISON_LAYOUT = [
-    "latent_dim", "depth", "previous_depth", "metric", "higher_is_better", "n_pairs",
-    "mean_difference", "ci_low", "ci_high", "verdict",
+    "latent_dim", "arm", "training", "depth", "previous_depth", "metric", "higher_is_better",
+    "n_pairs", "mean_difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict",
+    "effect_size", "effect_low", "effect_high", "seeds_for_80_power",
 ]  # fmt: skip

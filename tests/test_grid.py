@@ -7,7 +7,7 @@ import yaml
 
 from aedepth.baselines import BASELINES
 from aedepth.config import ConfigError
-from aedepth.grid import build_grid, training_hparams
+from aedepth.grid import build_grid, matched_widths, parameter_count, training_hparams
 from conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -24,7 +24,7 @@ def test_the_default_grid_is_the_articles_study_with_a_pca_reference():
     ]
     assert [run.id for run in grid.baseline_runs] == ["pca_dim2"]
     assert list(grid.groups()) == ["depth1_dim2", "depth2_dim2", "depth3_dim2"]
-    assert grid.conditions == ["latent_dim"]
+    assert grid.conditions == ["latent_dim", "arm", "training"]
     run = grid.run("depth2_dim2_seed1")
     assert (run["depth"], run["latent_dim"], run["seed"]) == (2, 2, 1)
     assert run.path("weights") == "results/models/depth2_dim2_seed1/model.pt"
@@ -34,6 +34,8 @@ def test_the_default_grid_is_the_articles_study_with_a_pca_reference():
         "depth": 2,
         "latent_dim": 2,
         "seed": 1,
+        "arm": "article",
+        "training": "fixed",
     }
 
 
@@ -69,7 +71,10 @@ def test_training_hyperparameters_hold_the_runs_values_and_only_its_own_widths()
         "depth": 2,
         "latent_dim": 2,
         "seed": 1,
+        "arm": "article",
+        "training": "fixed",
         "widths": [500, 300],
+        "params": 1_087_586,
     }
 
 
@@ -86,7 +91,7 @@ def test_a_new_axis_is_one_config_entry_and_overrides_the_setting_of_its_name():
         "depth1_dim2_seed0_lr0.01",
     ]
     assert list(grid.groups()) == ["depth1_dim2_lr0.001", "depth1_dim2_lr0.01"]
-    assert grid.conditions == ["latent_dim", "learning_rate"]
+    assert grid.conditions == ["latent_dim", "arm", "training", "learning_rate"]
     assert training_hparams(grid.models[1], config)["learning_rate"] == 0.01
     assert [run.id for run in grid.baseline_runs] == ["pca_dim2"]  # not a baseline axis
 
@@ -108,9 +113,9 @@ def test_a_new_axis_is_one_config_entry_and_overrides_the_setting_of_its_name():
         ),
         ({"depths": [1, 1]}, "config key 'depths' repeats a value: list each once"),
         (
-            {"baselines": ["pca", "umap"]},
-            "config key 'baselines' names 'umap', not a known baseline: use some of pca, "
-            "random_projection",
+            {"baselines": ["pca", "isomap"]},
+            "config key 'baselines' names 'isomap', not a known baseline: use some of pca, "
+            "random_projection, umap, tsne",
         ),
     ],
 )
@@ -127,3 +132,68 @@ def test_a_value_that_cannot_be_a_file_name_is_refused():
     )
     with pytest.raises(ConfigError, match="'acts' holds 'a/b', which cannot be part of a file"):
         build_grid(config, BASELINES)
+
+
+def test_parameter_count_is_that_of_the_models_linear_layers():
+    from aedepth.model import Autoencoder
+
+    for widths, latent in (([500], 2), ([500, 300, 100], 2), ([7, 5], 3)):
+        model = Autoencoder(widths, latent)
+        assert parameter_count(widths, latent) == sum(p.numel() for p in model.parameters())
+    # the article's three models: 0.79 M, 1.09 M, 1.15 M
+    assert [parameter_count([500, 300, 100][:d], 2) for d in (1, 2, 3)] == [
+        787_786,
+        1_087_586,
+        1_146_986,
+    ]
+
+
+@pytest.mark.parametrize("budget", [1_146_986, 400_000, 3_000_000])
+@pytest.mark.parametrize(
+    "taper", [[500], [500, 300], [500, 300, 100], [500, 300, 100, 100, 100, 100]]
+)
+def test_matched_widths_hit_the_budget_within_one_percent_and_keep_the_taper(taper, budget):
+    widths = matched_widths(taper, 2, budget)
+    assert abs(parameter_count(widths, 2) - budget) <= 0.01 * budget
+    assert len(widths) == len(taper)
+    ratios = [w / widths[0] for w in widths]
+    assert ratios == pytest.approx([w / taper[0] for w in taper], abs=0.02)
+
+
+def test_the_matched_arm_gives_every_depth_the_deepest_article_models_count():
+    config = config_with(arms=["article", "matched_params"], seeds=[0])
+    grid = build_grid(config, BASELINES)
+    assert [run.id for run in grid.models] == [
+        f"depth{d}_dim2_seed0{arm}" for d in (1, 2, 3) for arm in ("", "_armmatched-params")
+    ]
+    matched = [training_hparams(r, config) for r in grid.models if r["arm"] == "matched_params"]
+    for hparams in matched:
+        assert abs(hparams["params"] - 1_146_986) <= 11_470
+    assert matched[0]["widths"] == [728]
+    assert matched[2]["widths"] == [500, 300, 100]  # the budget model itself
+    budget = config_with(arms=["matched_params"], seeds=[0], param_budget=500_000)
+    hparams = training_hparams(build_grid(budget, BASELINES).models[1], budget)
+    assert abs(hparams["params"] - 500_000) <= 5_000
+
+
+def test_a_training_regime_overrides_the_settings_and_is_checked():
+    config = config_with(trainings=["fixed", "converged"], seeds=[0], depths=[1])
+    grid = build_grid(config, BASELINES)
+    assert [run.id for run in grid.models] == [
+        "depth1_dim2_seed0",
+        "depth1_dim2_seed0_trainingconverged",
+    ]
+    hparams = training_hparams(grid.models[1], config)
+    assert (
+        hparams["epochs"],
+        hparams["validation_fraction"],
+        hparams["early_stopping_patience"],
+    ) == (300, 0.1, 10)
+    assert training_hparams(grid.models[0], config)["epochs"] == 50
+    bad = config_with(
+        trainings=["quick"], training_regimes={"quick": {"early_stopping_patience": 3}}
+    )
+    with pytest.raises(ConfigError, match="without a validation split"):
+        build_grid(bad, BASELINES)
+    with pytest.raises(ConfigError, match="not a key of 'training_regimes'"):
+        build_grid(config_with(trainings=["nope"]), BASELINES)

@@ -128,7 +128,8 @@ def test_summary_table_orders_rows_and_columns():
         record("depth2_dim2_seed0", 2, 0, 0.7),
     ]
     table = summary_table(records, AXES, ["autoencoder", "pca", "random_projection"])
-    assert list(table.columns) == SUMMARY_LAYOUT
+    # SUMMARY_LAYOUT is the default study's, whose axes include arm and training
+    assert list(table.columns) == [c for c in SUMMARY_LAYOUT if c not in ("arm", "training")]
     # models by latent size, depth, seed; then the baselines in config order
     assert table["model"].tolist() == [
         "depth1_dim2_seed0",
@@ -149,3 +150,37 @@ def test_representatives_pick_the_median_seed_per_depth():
         record("d", 2, 0, 0.9),
     ]
     assert representatives(records, AXES) == {(2, 1): 2, (2, 2): 3}
+
+
+def history(held_out, validation=False):
+    n = len(held_out)
+    return pd.DataFrame(
+        {
+            "epoch": range(1, n + 1),
+            "train_loss": [0.1] * n,
+            "val_loss": held_out if validation else [float("nan")] * n,
+            "test_loss": [0.2] * n if validation else held_out,
+            "kept": [0] * (n - 1) + [1],
+        }
+    )
+
+
+def test_convergence_reads_the_slope_of_the_held_out_loss():
+    from aedepth.summary import convergence
+
+    falling = convergence(history([0.30 - 0.01 * e for e in range(20)]))  # test loss
+    assert falling["val_slope_last10"] == pytest.approx(-0.01)
+    assert falling["still_improving"] is True
+    flat = convergence(history([0.2] * 15, validation=True))  # the validation loss
+    assert flat["val_slope_last10"] == pytest.approx(0.0) and flat["still_improving"] is False
+    short = convergence(history([0.3, 0.2]))
+    assert pd.isna(short["val_slope_last10"]) and short["still_improving"] is None
+
+
+def test_size_columns():
+    from aedepth.summary import size_columns
+
+    assert size_columns({"widths": [500, 300], "params": 1_087_586}) == {
+        "params": 1_087_586,
+        "widths": "500-300",
+    }

@@ -11,19 +11,32 @@ from aedepth.metrics import METRICS
 from aedepth.stats import (
     depth_comparisons,
     depth_intervals,
+    effect_size,
     findings_markdown,
+    holm,
+    paired_p_value,
+    paired_power,
+    seeds_for_power,
     t_interval,
     verdict,
 )
 
-CONDITIONS = ["latent_dim"]
+CONDITIONS = ["latent_dim"]  # a study without the arm and training axes
+
+
+def without_axes(layout, axes=("arm", "training")):
+    return [column for column in layout if column not in axes]
+
+
 LABELS = {"depth": "depth", "latent_dim": "latent size", "seed": "seed"}
 
 
-def findings(table, **changes):
-    intervals = depth_intervals(table, CONDITIONS)
-    comparisons = depth_comparisons(table[table.method == "autoencoder"], CONDITIONS)
-    return findings_markdown(table, intervals, comparisons, CONDITIONS, LABELS, data="sample")
+def findings(table, conditions=CONDITIONS, dataset=None):
+    intervals = depth_intervals(table, conditions)
+    comparisons = depth_comparisons(table[table.method == "autoencoder"], conditions)
+    return findings_markdown(
+        table, intervals, comparisons, conditions, LABELS, data="sample", dataset=dataset
+    )
 
 
 def test_t_interval_known_values():
@@ -87,7 +100,7 @@ def with_baselines(table):
 
 def test_depth_intervals():
     intervals = depth_intervals(models_table(), CONDITIONS)
-    assert list(intervals.columns) == INTERVAL_LAYOUT
+    assert list(intervals.columns) == without_axes(INTERVAL_LAYOUT)
     assert len(intervals) == 2 * len(METRICS)
     knn1 = intervals[(intervals.depth == 1) & (intervals.metric == "knn_accuracy")].iloc[0]
     assert knn1["mean"] == pytest.approx(0.62) and knn1["n_seeds"] == 3
@@ -108,15 +121,16 @@ def test_baselines_get_intervals_by_name_over_their_seeds():
 def test_findings_name_every_baseline():
     text = findings(with_baselines(models_table()))
     assert "Baselines: pca, random_projection." in text
-    assert "| 1 hidden layer(s), latent size 2 | 0.62 [" in text  # not "1.0" beside baselines
-    assert "| baseline pca, latent size 2 | 0.4 | 0.4 | 0.4 | 0.4 |" in text
-    assert "| baseline random_projection, latent size 2 | 0.11 [" in text
+    assert "| 1 hidden layer(s), latent size 2 | n/a | 0.62 [" in text  # not "1.0"
+    assert "| baseline pca, latent size 2 | n/a | 0.4 | 0.4 | 0.4 | 0.4 |" in text
+    assert "| baseline random_projection, latent size 2 | n/a | 0.11 [" in text
     assert text.splitlines()[-1].startswith("| 2 | 1 → 2 | reconstruction_mse |")
+    assert "- pca (latent size 2): 0.4 (this study)" in text  # the ceilings section
 
 
 def test_depth_comparisons_are_paired_and_directional():
     comparisons = depth_comparisons(models_table(), CONDITIONS)
-    assert list(comparisons.columns) == COMPARISON_LAYOUT
+    assert list(comparisons.columns) == without_axes(COMPARISON_LAYOUT)
     comparisons = comparisons.set_index("metric")
     knn = comparisons.loc["knn_accuracy"]
     assert (knn["depth"], knn["previous_depth"], knn["n_pairs"]) == (2, 1, 3)
@@ -162,3 +176,93 @@ def test_comparisons_stay_within_one_latent_size():
     assert len(depth_intervals(both, CONDITIONS)) == 4 * len(METRICS)
     text = findings(both)
     assert "1 → 2 hidden layers (latent size 8): worse on 2 of 9 metrics" in text
+
+
+def test_holm_known_values():
+    # sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04; made monotone: 0.06
+    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]).tolist() == pytest.approx([1.0, 1.0])  # capped at 1
+    adjusted = holm([0.02, math.nan, 0.01])  # NaN is not part of the family
+    assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.02)
+    assert math.isnan(adjusted[1])
+
+
+def test_paired_p_value_matches_scipy_and_edge_cases():
+    from scipy import stats
+
+    d = [0.1, 0.3, 0.2, 0.25]
+    assert paired_p_value(d) == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    assert math.isnan(paired_p_value([0.1]))
+    assert paired_p_value([0.2, 0.2]) == 0.0 and paired_p_value([0.0, 0.0]) == 1.0
+
+
+def test_effect_size_and_its_interval():
+    dz, low, high = effect_size([1.0, 2.0, 3.0])  # mean 2, sd 1
+    assert dz == pytest.approx(2.0)
+    assert low < 2.0 < high
+    # large samples: close to the normal approximation dz +- 1.96 sqrt(1/n + dz^2 / (2n))
+    rng = __import__("numpy").random.default_rng(0)
+    d = rng.normal(0.5, 1.0, size=400)
+    dz, low, high = effect_size(d)
+    half = 1.959964 * math.sqrt(1 / 400 + dz**2 / 800)
+    assert low == pytest.approx(dz - half, abs=0.01) and high == pytest.approx(dz + half, abs=0.01)
+    assert all(math.isnan(v) for v in effect_size([0.3]))
+
+
+def test_seeds_for_80_percent_power_known_values():
+    # Cohen's tables / G*Power, paired t test, two-sided alpha 0.05, power 0.8
+    assert seeds_for_power(0.5) == 34
+    assert seeds_for_power(1.0) == 10
+    assert seeds_for_power(-1.0) == 10
+    assert paired_power(0.5, 34) >= 0.8 > paired_power(0.5, 33)
+    assert math.isnan(seeds_for_power(0.0)) and math.isnan(seeds_for_power(math.nan))
+    assert seeds_for_power(10.0) == 3 and paired_power(10.0, 2) < 0.8  # df = 1: t = 12.7
+
+
+def test_comparisons_hold_holm_verdicts_effects_and_seed_counts():
+    comparisons = depth_comparisons(models_table(), CONDITIONS).set_index("metric")
+    knn = comparisons.loc["knn_accuracy"]
+    assert knn["p_holm"] == pytest.approx(min(1, 9 * knn["p_value"]))  # the smallest of 9
+    assert knn["effect_size"] == pytest.approx(knn["mean_difference"] / 0.005773502691896)
+    silhouette = comparisons.loc["silhouette"]  # identical shift: no difference at all
+    assert silhouette["p_value"] == 1.0 and math.isnan(silhouette["seeds_for_80_power"])
+
+
+def test_holm_can_overturn_an_unadjusted_verdict():
+    table = models_table(depth2_knn=(0.63, 0.66, 0.64))  # differences 0.03, 0.04, 0.00
+    comparisons = depth_comparisons(table, CONDITIONS).set_index("metric")
+    knn = comparisons.loc["knn_accuracy"]
+    assert knn["p_value"] < 0.5 and knn["verdict"] == "no clear difference"
+    text = findings(table)
+    assert "knn_accuracy 0.62 [" in text and " seeds for 80 % power" in text
+
+
+def test_findings_state_levels_with_intervals_and_the_articles_claims():
+    table = models_table()
+    text = findings(table)
+    assert "better: knn_accuracy 0.62 [0.5703, 0.6697] → 0.7267 [" in text
+    assert "(d_z " in text
+    assert "- Clearer clusters with depth (" in text and ": mixed (better on 1, worse on 1" in text
+    assert "- Sharper reconstructions with depth (" in text and "not shown" in text
+    gaps = table.assign(loss_gap=[0.01, 0.012, 0.011, 0.05, 0.052, 0.051])
+    overfit = findings(gaps)
+    assert "Overfitting with more depth" in overfit and "holds" in overfit
+    published = findings(table, dataset="mnist")
+    assert "UMAP 0.954" in published and "PCA 0.420" in published
+    assert "UMAP 0.954" not in text
+
+
+def test_findings_compare_the_arms():
+    article = models_table().assign(arm="article")
+    matched = models_table(depth2_knn=(0.61, 0.64, 0.62)).assign(arm="matched_params")
+    both = pd.concat([article, matched], ignore_index=True)
+    labels_before = dict(LABELS)
+    LABELS["arm"] = "arm"
+    try:
+        text = findings(both, conditions=["latent_dim", "arm"])
+    finally:
+        LABELS.clear()
+        LABELS.update(labels_before)
+    assert "## Depth or capacity?" in text
+    assert "the verdicts agree on 8 of 9 metrics; they differ on knn_accuracy " in text
+    assert "(article: better, matched_params: no clear difference)" in text

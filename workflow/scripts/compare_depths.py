@@ -20,7 +20,14 @@ with job_log(snakemake.log[0]):
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
     findings = findings_markdown(
-        summary, intervals, comparisons, conditions, snakemake.params.labels, data
+        summary,
+        intervals,
+        comparisons,
+        conditions,
+        snakemake.params.labels,
+        data,
+        # The published reference points are for the full data set only.
+        snakemake.params.dataset if snakemake.params.source != "sample" else None,
     )
     with atomic_output(snakemake.output.findings) as tmp:
         tmp.write_text(findings)

@@ -8,12 +8,13 @@ from aedepth.jobs import job_log
 from aedepth.latents import read_latents
 from aedepth.metrics import score_embedding, unit_pixels
 from aedepth.model import load_model, reconstruct_images
-from aedepth.summary import kept_losses
+from aedepth.summary import convergence, kept_losses, size_columns
 
 with job_log(snakemake.log[0]):
     data = load_dataset(snakemake.input.data)
     splits, _ = read_latents(snakemake.input.latents)
-    model = load_model(snakemake.input.weights, read_json(snakemake.input.hparams))
+    hparams = read_json(snakemake.input.hparams)
+    model = load_model(snakemake.input.weights, hparams)
     x_test = unit_pixels(data["x_test"])
     scores = score_embedding(
         *splits["train"],
@@ -22,8 +23,13 @@ with job_log(snakemake.log[0]):
         reconstruct_images(model, data["x_test"]),
         **snakemake.params.metrics,
     )
-    losses = kept_losses(pd.read_csv(snakemake.input.history))
+    history = pd.read_csv(snakemake.input.history)
     write_json(
         snakemake.output[0],
-        snakemake.params.record | {"n_test": len(x_test)} | scores | losses,
+        snakemake.params.record
+        | {"n_test": len(x_test)}
+        | size_columns(hparams)
+        | scores
+        | kept_losses(history)
+        | convergence(history),
     )

@@ -51,10 +51,48 @@ def random_projection(x_train, x_test, n_components, seed):
     return model.transform(x_train), z_test, x_hat
 
 
+def umap_embedding(x_train, x_test, n_components, seed):
+    """UMAP (umap-learn, its defaults: 15 neighbours, min_dist 0.1) fitted on the training
+    images; the test images placed by its `transform`. No reconstruction.
+
+    Imported here, not at module import: umap pulls numba, and this module is read whenever
+    Snakemake parses the workflow. A fixed random_state makes it deterministic (and serial).
+    """
+    import umap
+
+    model = umap.UMAP(n_components=n_components, random_state=seed)
+    z_train = model.fit_transform(x_train)
+    return z_train, model.transform(x_test), None
+
+
+def tsne_embedding(x_train, x_test, n_components, seed):
+    """t-SNE (openTSNE, its defaults: perplexity 30) fitted on the training images; the test
+    images embedded into that fixed map by openTSNE's `transform`. No reconstruction.
+
+    One thread, so that a seed gives the same map on every machine; FFT gradients for up to
+    2 dimensions, Barnes-Hut (openTSNE's only choice there) above.
+    """
+    from openTSNE import TSNE
+
+    method = "fft" if n_components <= 2 else "bh"
+    embedding = TSNE(
+        n_components=n_components, random_state=seed, n_jobs=1, negative_gradient_method=method
+    ).fit(x_train)
+    return np.asarray(embedding), np.asarray(embedding.transform(x_test)), None
+
+
 BASELINES: dict[str, Baseline] = {
     "pca": Baseline(pca, seeded=False, description="PCA of the pixels (linear, best in MSE)"),
     "random_projection": Baseline(
         random_projection, seeded=True, description="a Gaussian random projection of the pixels"
+    ),
+    "umap": Baseline(
+        umap_embedding, seeded=True, description="UMAP of the pixels (a nonlinear ceiling)"
+    ),
+    "tsne": Baseline(
+        tsne_embedding,
+        seeded=True,
+        description="t-SNE of the pixels, test images placed in the fitted map (a ceiling)",
     ),
 }
 

@@ -2,9 +2,14 @@
 
 Intervals are two-sided 95 % Student-t intervals over seeds (mean +- t * sd / sqrt(n)); a
 comparison pairs the models of two depths that share a seed (and every other axis value,
-the "conditions") and takes the t interval of the per-seed differences. With one seed there
-is no interval (NaN) and no verdict can be "clear". Baselines get intervals over their seeds
-too (none for an unseeded one) and appear in the findings beside the models, by name.
+the "conditions") and takes the t interval of the per-seed differences. Its verdict comes
+from the paired t test's p value, Holm-adjusted over its family (one depth step of one
+setting, all metrics of METRICS; the loss gap is a family of its own). Each comparison also
+carries the paired effect size d_z = mean / sd of the differences with its exact 95 %
+interval (noncentral t), and the number of seeds a paired t test at the 5 % level would
+need to detect the observed d_z with 80 % power. With one seed there is no interval (NaN)
+and no verdict can be "clear". Baselines get intervals over their seeds too (none for an
+unseeded one) and appear in the findings beside the models, by name.
 """
 
 from __future__ import annotations
@@ -13,12 +18,35 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
-from aedepth.grid import AUTOENCODER, COMPARED, REPLICATE
+from aedepth.grid import ARM, AUTOENCODER, COMPARED, REGIME, REPLICATE
 from aedepth.metrics import METRICS
 
 CONFIDENCE = 0.95
+NA = "n/a"
+ALPHA = 1 - CONFIDENCE  # the family-wise error rate of the Holm-adjusted verdicts
+POWER = 0.8
+MAX_SEEDS = 10_000  # seeds_for_80_power beyond this is reported as NaN ("more than 10000")
+# Quantities compared beside the metrics, each a family of its own: the test - train loss gap
+# at the kept epoch (higher is worse: the article's overfitting warning).
+DIAGNOSTICS = {"loss_gap": False}
+# The article's claims, and the metrics each is judged on.
+CLUSTER_METRICS = (
+    "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari", "kmeans_nmi",
+)  # fmt: skip
+RECONSTRUCTION_METRICS = ("reconstruction_bce", "reconstruction_mse")
+# Published 2-D MNIST embeddings, 5-NN fitted on train, scored on the 10k test images
+# (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11), their tables).
+PUBLISHED_KNN = {
+    "mnist": {
+        "PCA": 0.420,
+        "convolutional autoencoder": 0.793,
+        "UMAP": 0.954,
+        "parametric UMAP": 0.961,
+        "t-SNE": 0.950,
+    }
+}
 VERDICTS = ("better", "worse", "no clear difference")
 # The metrics findings.md shows as levels per depth (all are in the tables).
 HEADLINE_METRICS = ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
@@ -49,7 +77,13 @@ def comparison_columns(conditions: list[str]) -> list[str]:
         "mean_difference",
         "ci_low",
         "ci_high",
+        "p_value",
+        "p_holm",
         "verdict",
+        "effect_size",
+        "effect_low",
+        "effect_high",
+        "seeds_for_80_power",
     ]
 
 
@@ -72,6 +106,85 @@ def verdict(low: float, high: float, higher_is_better: bool) -> str:
     return "better" if improved else "worse"
 
 
+def paired_p_value(differences) -> float:
+    """Two-sided p value of the paired t test (mean difference 0); NaN for fewer than 2 pairs.
+    Identical differences (sd 0) give 0 unless they are all 0 (then 1)."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2:
+        return math.nan
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return 1.0 if d.mean() == 0 else 0.0
+    t = d.mean() / (sd / math.sqrt(len(d)))
+    return float(2 * stats.t.sf(abs(t), df=len(d) - 1))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of one family's p values (NaN entries are left out of the
+    family and stay NaN): the i-th smallest of m is multiplied by m - i, then made monotone."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (m - rank) * p[index])
+        adjusted[index] = min(1.0, running)
+    return adjusted
+
+
+def adjusted_verdict(mean: float, p_holm: float, higher_is_better: bool) -> str:
+    """'better'/'worse' when the Holm-adjusted p value is below ALPHA, else no clear difference."""
+    if math.isnan(p_holm) or p_holm >= ALPHA:
+        return "no clear difference"
+    return "better" if (mean > 0) == higher_is_better else "worse"
+
+
+def effect_size(differences) -> tuple[float, float, float]:
+    """Paired effect size d_z = mean / sd of the differences and its exact 95 % interval,
+    found by inverting the noncentral t distribution of t = d_z * sqrt(n); NaN for fewer
+    than 2 pairs or identical differences."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2 or d.std(ddof=1) == 0:
+        return math.nan, math.nan, math.nan
+    n, dz = len(d), float(d.mean() / d.std(ddof=1))
+    t, df = dz * math.sqrt(n), n - 1
+    span = 10 + 5 * abs(t)
+
+    def cdf(c: float) -> float:  # nct.cdf(t; c) falls as c grows; NaN far out in a tail
+        value = stats.nct.cdf(t, df, c)
+        return (0.0 if c > t else 1.0) if math.isnan(value) else float(value)
+
+    def ncp(probability: float) -> float:
+        return optimize.brentq(lambda c: cdf(c) - probability, t - span, t + span, xtol=1e-10)
+
+    tail = (1 - CONFIDENCE) / 2
+    return dz, ncp(1 - tail) / math.sqrt(n), ncp(tail) / math.sqrt(n)
+
+
+def paired_power(dz: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of a two-sided paired t test at level `alpha` with n pairs, true effect d_z."""
+    df, ncp = n - 1, dz * math.sqrt(n)
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(critical, df, ncp) + stats.nct.cdf(-critical, df, ncp))
+
+
+def seeds_for_power(dz: float, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The fewest seeds (pairs, >= 2) for which a paired t test detects d_z with `power`;
+    NaN when d_z is NaN or 0, or more than MAX_SEEDS would be needed."""
+    if math.isnan(dz) or dz == 0:
+        return math.nan
+    normal = ((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) / abs(dz)) ** 2
+    if normal > MAX_SEEDS:
+        return math.nan
+    n = max(2, math.ceil(normal) - 1)  # the t test needs a little more than the normal one
+    while paired_power(dz, n, alpha) < power:
+        n += 1
+    while n > 2 and paired_power(dz, n - 1, alpha) >= power:
+        n -= 1
+    return float(n)
+
+
 def _groups(table: pd.DataFrame, keys: list[str]):
     """groupby over `keys` that keeps empty cells (a baseline has no depth) and no keys at all."""
     if not keys:
@@ -82,11 +195,14 @@ def _groups(table: pd.DataFrame, keys: list[str]):
 
 
 def depth_intervals(summary: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
-    """Mean and 95 % interval of every metric per method, condition and depth, over seeds."""
+    """Mean and 95 % interval of every metric (and the loss gap) per method, condition and
+    depth, over seeds."""
     rows = []
     for method, runs in summary.groupby("method", sort=False):
         for key, group in _groups(runs, [*conditions, COMPARED]):
-            for metric, higher_is_better in METRICS.items():
+            for metric, higher_is_better in (METRICS | DIAGNOSTICS).items():
+                if metric not in group:
+                    continue
                 values = group[metric].dropna()
                 if values.empty:  # e.g. reconstruction errors of a baseline that cannot
                     continue
@@ -96,32 +212,50 @@ def depth_intervals(summary: pd.DataFrame, conditions: list[str]) -> pd.DataFram
 
 
 def depth_comparisons(models: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
-    """Each depth against the next smaller depth of the same conditions, paired over seeds."""
+    """Each depth against the next smaller depth of the same conditions, paired over seeds;
+    verdicts Holm-adjusted within each family (one step of one setting: all metrics; the loss
+    gap alone)."""
     rows = []
     for key, same in _groups(models, conditions):
         depths = sorted(int(d) for d in same[COMPARED].unique())
         by_depth = {d: same[same[COMPARED] == d].set_index(REPLICATE) for d in depths}
         for previous, depth in zip(depths, depths[1:]):
             shared = by_depth[depth].index.intersection(by_depth[previous].index).sort_values()
-            for metric, higher_is_better in METRICS.items():
-                differences = (
-                    by_depth[depth].loc[shared, metric] - by_depth[previous].loc[shared, metric]
-                )
-                mean, low, high = t_interval(differences)
-                rows.append(
-                    (
-                        *key,
-                        depth,
-                        previous,
-                        metric,
-                        higher_is_better,
-                        len(shared),
-                        mean,
-                        low,
-                        high,
-                        verdict(low, high, higher_is_better),
+            for family in (METRICS, DIAGNOSTICS):
+                family_rows = []
+                for metric, higher_is_better in family.items():
+                    if metric not in same:
+                        continue
+                    differences = (
+                        by_depth[depth].loc[shared, metric] - by_depth[previous].loc[shared, metric]
+                    ).dropna()
+                    mean, low, high = t_interval(differences)
+                    dz, dz_low, dz_high = effect_size(differences)
+                    family_rows.append(
+                        [
+                            *key,
+                            depth,
+                            previous,
+                            metric,
+                            higher_is_better,
+                            len(differences),
+                            mean,
+                            low,
+                            high,
+                            paired_p_value(differences),
+                            math.nan,  # p_holm, below
+                            "",  # verdict, below
+                            dz,
+                            dz_low,
+                            dz_high,
+                            seeds_for_power(dz),
+                        ]
                     )
-                )
+                at = len(key) + 8  # the p_value column
+                for row, adjusted in zip(family_rows, holm([r[at] for r in family_rows])):
+                    row[at + 1] = adjusted
+                    row[at + 2] = adjusted_verdict(row[len(key) + 5], adjusted, row[len(key) + 3])
+                rows += family_rows
     return pd.DataFrame(rows, columns=comparison_columns(conditions))
 
 
@@ -148,6 +282,60 @@ def _level(row) -> str:
     return f"{row.mean:.4g} [{row.ci_low:.4g}, {row.ci_high:.4g}]"
 
 
+def _model_levels(intervals: pd.DataFrame, conditions: list[str]) -> dict[tuple, object]:
+    """(condition values as text..., depth, metric) -> the interval row of the models."""
+    models = intervals[intervals["method"] == AUTOENCODER]
+    return {
+        (*(_value(getattr(r, c)) for c in conditions), int(getattr(r, COMPARED)), r.metric): r
+        for r in models.itertuples()
+    }
+
+
+def _step(row) -> str:
+    return f"{getattr(row, f'previous_{COMPARED}')} → {getattr(row, COMPARED)}"
+
+
+def _claim(group: pd.DataFrame, metrics: tuple[str, ...]) -> str:
+    """How one step's verdicts bear on a claim that depth improves `metrics`."""
+    rows = group[group["metric"].isin(metrics)]
+    better, worse = (int((rows["verdict"] == v).sum()) for v in ("better", "worse"))
+    counts = f"better on {better}, worse on {worse} of {len(rows)}"
+    if better and not worse:
+        return f"holds ({counts})"
+    if worse and not better:
+        return f"contradicted ({counts})"
+    return f"mixed ({counts})" if better else f"not shown ({counts})"
+
+
+def _agreement(
+    comparisons: pd.DataFrame, conditions: list[str], axis: str, labels: dict[str, str]
+) -> list[str]:
+    """Per depth step (and the other conditions): do the verdicts agree across `axis`'s values?"""
+    others = [c for c in conditions if c != axis]
+    values = list(dict.fromkeys(_value(v) for v in comparisons[axis]))
+    lines = []
+    for _, group in _groups(comparisons, [*others, f"previous_{COMPARED}", COMPARED]):
+        first = next(group.itertuples())
+        setting = _setting(first, others, labels)
+        by_metric = {
+            metric: {_value(getattr(r, axis)): r.verdict for r in rows.itertuples()}
+            for metric, rows in group.groupby("metric", sort=False)
+        }
+        differ = [
+            f"{metric} ({', '.join(f'{v}: {verdicts.get(v, NA)}' for v in values)})"
+            for metric, verdicts in by_metric.items()
+            if len(set(verdicts.values())) > 1 or len(verdicts) < len(values)
+        ]
+        agree = len(by_metric) - len(differ)
+        where = f" ({setting})" if setting else ""
+        lines.append(
+            f"- {_step(first)} hidden layers{where}: the verdicts agree on {agree} of "
+            f"{len(by_metric)} metrics"
+            + (f"; they differ on {'; '.join(differ)}." if differ else ".")
+        )
+    return lines
+
+
 def findings_markdown(
     summary: pd.DataFrame,
     intervals: pd.DataFrame,
@@ -155,22 +343,30 @@ def findings_markdown(
     conditions: list[str],
     labels: dict[str, str],
     data: str,
+    dataset: str | None = None,
 ) -> str:
     """A short written answer to "does depth improve the latent representation?".
 
-    Every sentence is derived from the tables; nothing here is fixed text about results.
+    Every sentence is derived from the tables; nothing here is fixed text about results
+    (but the published reference points of `dataset`, which are cited as such).
     """
     models = summary[summary["method"] == AUTOENCODER]
     seeds = sorted(int(s) for s in models[REPLICATE].unique())
     depths = sorted(int(d) for d in models[COMPARED].unique())
     baselines = [m for m in summary["method"].unique() if m != AUTOENCODER]
+    levels = _model_levels(intervals, conditions)
+    metric_rows = comparisons[comparisons["metric"].isin(list(METRICS))]
+    gap_rows = comparisons[~comparisons["metric"].isin(list(METRICS))]
     lines = [
         "# Does depth improve the latent representation?",
         "",
         f"Data: {data}. Depths compared: {', '.join(map(str, depths))}. "
         f"This rests on {len(seeds)} seed{'s' if len(seeds) != 1 else ''} per depth "
         f"({', '.join(map(str, seeds))}); intervals are 95 % Student-t intervals over seeds, "
-        "comparisons pair models that share a seed. "
+        "comparisons pair models that share a seed. A verdict is the paired t test's, "
+        f"Holm-adjusted over the {len(METRICS)} metrics of its depth step (family-wise error "
+        f"rate {ALPHA:.0%}); d_z is the paired effect size (mean / sd of the differences) with "
+        "its 95 % interval. "
         f"Baselines: {', '.join(baselines) if baselines else 'none'}.",
         "",
     ]
@@ -184,10 +380,10 @@ def findings_markdown(
                 "",
             ]
         lines += ["## Answer", ""]
-        several = len(list(_groups(comparisons, conditions))) > 1
-        for _, group in _groups(comparisons, [*conditions, f"previous_{COMPARED}", COMPARED]):
+        several = len(list(_groups(metric_rows, conditions))) > 1
+        for _, group in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED]):
             first = next(group.itertuples())
-            by_verdict = {v: group.loc[group["verdict"] == v, "metric"].tolist() for v in VERDICTS}
+            by_verdict = {v: group[group["verdict"] == v] for v in VERDICTS}
             n_better, n_worse = len(by_verdict["better"]), len(by_verdict["worse"])
             if n_better and not n_worse:
                 headline = f"better on {n_better} of {len(group)} metrics"
@@ -201,32 +397,142 @@ def findings_markdown(
                 headline = f"no clear difference on any of the {len(group)} metrics"
             setting = _setting(first, conditions, labels)
             where = f" ({setting})" if several and setting else ""
-            steps = f"{getattr(first, f'previous_{COMPARED}')} → {getattr(first, COMPARED)}"
-            lines.append(f"- **{steps} hidden layers{where}: {headline}.**")
+            lines.append(f"- **{_step(first)} hidden layers{where}: {headline}.**")
+            key = tuple(_value(getattr(first, c)) for c in conditions)
+            previous, depth = getattr(first, f"previous_{COMPARED}"), getattr(first, COMPARED)
             for name in VERDICTS:
-                if by_verdict[name]:
-                    lines.append(f"  - {name}: {', '.join(by_verdict[name])}")
+                parts = []
+                for row in by_verdict[name].itertuples():
+                    old = levels.get((*key, int(previous), row.metric))
+                    new = levels.get((*key, int(depth), row.metric))
+                    text = (
+                        f"{row.metric} {_level(old)} → {_level(new)}" if old and new else row.metric
+                    )
+                    if not math.isnan(row.effect_size):
+                        text += (
+                            f" (d_z {row.effect_size:.3g} "
+                            f"[{row.effect_low:.3g}, {row.effect_high:.3g}]"
+                        )
+                        if name == "no clear difference":
+                            seeds_needed = (
+                                f"more than {MAX_SEEDS}"
+                                if math.isnan(row.seeds_for_80_power)
+                                else f"{row.seeds_for_80_power:.0f}"
+                            )
+                            text += f"; {seeds_needed} seeds for 80 % power"
+                        text += ")"
+                    parts.append(text)
+                if parts:
+                    lines.append(f"  - {name}: {'; '.join(parts)}")
+        for axis, title in (
+            (ARM, "## Depth or capacity? (the article's widths against matched parameter counts)"),
+            (REGIME, "## Does each verdict survive training to convergence?"),
+        ):
+            if axis in conditions and metric_rows[axis].nunique() > 1:
+                lines += ["", title, ""] + _agreement(metric_rows, conditions, axis, labels)
+        lines += ["", "## The article's claims", ""]
+        for claim, metrics in (
+            ("Clearer clusters with depth", CLUSTER_METRICS),
+            ("Sharper reconstructions with depth", RECONSTRUCTION_METRICS),
+        ):
+            steps = [
+                f"{_step(next(g.itertuples()))}"
+                + (f" ({s})" if (s := _setting(next(g.itertuples()), conditions, labels)) else "")
+                + f": {_claim(g, metrics)}"
+                for _, g in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED])
+            ]
+            lines.append(f"- {claim} ({', '.join(metrics)}): " + "; ".join(steps) + ".")
+        if not gap_rows.empty:
+            steps = []
+            for row in gap_rows.itertuples():
+                key = tuple(_value(getattr(row, c)) for c in conditions)
+                old = levels.get((*key, int(getattr(row, f"previous_{COMPARED}")), row.metric))
+                new = levels.get((*key, int(getattr(row, COMPARED)), row.metric))
+                holds = {"worse": "holds", "better": "contradicted"}.get(row.verdict, "not shown")
+                setting = _setting(row, conditions, labels)
+                steps.append(
+                    f"{_step(row)}{f' ({setting})' if setting else ''}: gap "
+                    f"{_level(old) if old else 'n/a'} → {_level(new) if new else 'n/a'}, {holds}"
+                )
+            lines.append(
+                "- Overfitting with more depth (test minus train loss at the kept epoch grows): "
+                + "; ".join(steps)
+                + "."
+            )
+    if "still_improving" in models and models["still_improving"].notna().any():
+        lines += ["", "## Trained enough?", ""]
+        for _, group in _groups(models, [*conditions, COMPARED]):
+            first = next(group.itertuples())
+            setting = _setting(first, conditions, labels)
+            improving = int(group["still_improving"].fillna(False).astype(bool).sum())
+            lines.append(
+                f"- {_value(getattr(first, COMPARED))} hidden layer(s)"
+                f"{f' ({setting})' if setting else ''}: {improving} of {len(group)} seeds still "
+                "improving at their last epoch (held-out loss slope over the last 10 epochs "
+                f"{group['val_slope_last10'].mean():.3g} per epoch)"
+            )
+        if models["still_improving"].fillna(False).astype(bool).any():
+            lines.append(
+                "\nModels still improving were not trained to convergence: rerun with the "
+                "`converged` training regime (`--config trainings=[fixed,converged]`) to see "
+                "whether the verdicts survive."
+            )
+    knn = intervals[(intervals["metric"] == "knn_accuracy") & (intervals["method"] != AUTOENCODER)]
+    published = PUBLISHED_KNN.get(dataset or "", {})
+    if not knn.empty or published:
+        lines += ["", "## Reference ceilings (kNN accuracy of 2-D embeddings)", ""]
+        for row in knn.itertuples():
+            setting = _setting(row, conditions, labels)
+            lines.append(
+                f"- {row.method}{f' ({setting})' if setting else ''}: {_level(row)} (this study)"
+            )
+        best = intervals[
+            (intervals["method"] == AUTOENCODER) & (intervals["metric"] == "knn_accuracy")
+        ]
+        if not best.empty:
+            top = next(best.loc[[best["mean"].idxmax()]].itertuples())
+            lines.append(
+                f"- best autoencoder: {_level(top)} at {_value(getattr(top, COMPARED))} hidden layer(s)"
+                + (f" ({s})" if (s := _setting(top, conditions, labels)) else "")
+            )
+        if published:
+            lines.append(
+                "- published, full "
+                + f"{dataset} (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11)): "
+                + ", ".join(f"{name} {value:.3f}" for name, value in published.items())
+            )
     headline = [m for m in HEADLINE_METRICS if m in set(intervals["metric"])]
+    params = (
+        models.groupby([*conditions, COMPARED], dropna=False)["params"].first()
+        if "params" in models
+        else None
+    )
     lines += [
         "",
         "## Levels (test split; mean and 95 % interval over seeds)",
         "",
-        "| run | " + " | ".join(headline) + " |",
-        "| --- |" + " --- |" * len(headline),
+        "| run | parameters | " + " | ".join(headline) + " |",
+        "| --- | --- |" + " --- |" * len(headline),
     ]
     for _, group in _groups(intervals, ["method", *conditions, COMPARED]):
         first = next(group.itertuples())
         setting = _setting(first, conditions, labels)
+        count = "n/a"
         if first.method == AUTOENCODER:
             name = f"{_value(getattr(first, COMPARED))} hidden layer(s)"
+            key = (*(getattr(first, c) for c in conditions), getattr(first, COMPARED))
+            if params is not None and key in params.index:
+                count = f"{int(params.loc[key]):,}"
         else:
             name = f"baseline {first.method}"
-        levels = group.set_index("metric")
+        table = group.set_index("metric")
         cells = [
-            _level(next(levels.loc[[m]].itertuples())) if m in levels.index else "n/a"
+            _level(next(table.loc[[m]].itertuples())) if m in table.index else "n/a"
             for m in headline
         ]
-        lines.append(f"| {name}{', ' + setting if setting else ''} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {name}{', ' + setting if setting else ''} | {count} | " + " | ".join(cells) + " |"
+        )
     if not comparisons.empty:
         head = " | ".join(labels.get(c, c) for c in conditions)
         lines += [
@@ -234,15 +540,25 @@ def findings_markdown(
             "## Paired differences (deeper minus shallower)",
             "",
             f"| {head + ' | ' if head else ''}depths | metric | better if | mean difference "
-            "| 95 % interval | verdict |",
-            "|" + " --- |" * (len(conditions) + 6),
+            "| 95 % interval | Holm p | verdict | d_z [95 %] | seeds for 80 % power |",
+            "|" + " --- |" * (len(conditions) + 9),
         ]
         for row in comparisons.itertuples():
             interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
             values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
+            effect = (
+                "n/a"
+                if math.isnan(row.effect_size)
+                else f"{row.effect_size:.3g} [{row.effect_low:.3g}, {row.effect_high:.3g}]"
+            )
+            p_holm = "n/a" if math.isnan(row.p_holm) else f"{row.p_holm:.3g}"
+            needed = (
+                "n/a" if math.isnan(row.seeds_for_80_power) else f"{row.seeds_for_80_power:.0f}"
+            )
             lines.append(
-                f"| {values}{getattr(row, f'previous_{COMPARED}')} → {getattr(row, COMPARED)} | "
+                f"| {values}{_step(row)} | "
                 f"{row.metric} | {'higher' if row.higher_is_better else 'lower'} | "
-                f"{row.mean_difference:.4g} | {interval} | {row.verdict} |"
+                f"{row.mean_difference:.4g} | {interval} | {p_holm} | {row.verdict} | "
+                f"{effect} | {needed} |"
             )
     return "\n".join(lines) + "\n"
