@@ -622,9 +622,9 @@ def test_the_probe_costs_well_under_one_percent_of_a_default_job():
     job_steps = 50 * -(-60_000 // 128)  # 50 epochs of 469 steps
     for candidates in (2, 4):
         steps = speed.probe_steps(job_steps, candidates)
-        probe = candidates * (max(steps, 2) + speed.PROBE_ROUNDS * steps)
+        probe = candidates * (1 + speed.PROBE_ROUNDS) * steps
         assert steps >= 3 and probe <= 0.005 * job_steps, (candidates, steps)
-    assert speed.probe_steps(10, 4) == 1  # a tiny job still measures one step a round
+    assert speed.probe_steps(10, 4) == speed.PROBE_MIN_STEPS  # a tiny job: a few steps a round
 
 
 def test_the_choice_and_its_timings_are_logged_in_one_line(monkeypatch, caplog):

@@ -425,15 +425,15 @@ class Candidate:
 
 PROBE_ROUNDS = 3  # measured rounds per candidate, after one warm-up round
 PROBE_SHARE = 0.005  # the probe's steps, all candidates together, against the job's steps
-PROBE_MAX_STEPS = 8  # steps per candidate and round: enough to average out a step's jitter
+PROBE_MIN_STEPS, PROBE_MAX_STEPS = 3, 8  # steps per candidate and round: a step jitters
 
 
 def probe_steps(job_steps: int, candidates: int) -> int:
     """Steps per candidate and round so that the probe (warm-up + PROBE_ROUNDS rounds of every
-    candidate; the warm-up takes at least 2) takes at most PROBE_SHARE of the job's `job_steps` training steps; at least 1
-    (a tiny job pays more, in absolute terms nothing)."""
+    candidate) takes at most PROBE_SHARE of the job's `job_steps` training steps, but at
+    least PROBE_MIN_STEPS (a job of a few epochs pays a larger share; in seconds, little)."""
     per_round = PROBE_SHARE * job_steps / (max(candidates, 1) * (PROBE_ROUNDS + 1))
-    return max(1, min(PROBE_MAX_STEPS, int(per_round)))
+    return max(PROBE_MIN_STEPS, min(PROBE_MAX_STEPS, int(per_round)))
 
 
 def fastest(timings: dict[Candidate, list[float]]) -> Candidate:
@@ -464,15 +464,14 @@ def time_steps(
     timings: dict[Candidate, list[float]] = {candidate: [] for candidate in makers}
     for round_ in range(PROBE_ROUNDS + 1):
         for candidate, step in steppers.items():
-            count = steps if round_ else max(steps, 2)  # warm-up: first calls set kernels up
             with matmul_route(candidate.route):
                 started = clock()
-                for _ in range(count):
+                for _ in range(steps):
                     loss = step(x)
                 loss.item()  # waits for the device, where it runs asynchronously
                 elapsed = clock() - started
             if round_:
-                timings[candidate].append(elapsed / count)
+                timings[candidate].append(elapsed / steps)
     return timings
 
 
