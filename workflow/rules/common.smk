@@ -157,6 +157,8 @@ def final_outputs():
         "results/depth_intervals.csv",
         "results/depth_comparisons.csv",
         "results/findings.md",
+        "results/figures/answer.png",
+        "results/figures/gap_vs_depth.png",
         *of_runs("latents", GRID.runs),
         *expand(
             "results/figures/{group}_{kind}.png",

@@ -7,11 +7,44 @@ report: "../report/workflow.rst"
 
 
 localrules:
+    plot_answer,
     plot_reconstructions,
     plot_latent,
     plot_combined,
     plot_metrics,
     plot_training,
+
+
+rule plot_answer:
+    input:
+        intervals="results/depth_intervals.csv",
+        comparisons="results/depth_comparisons.csv",
+        code=code_of("plot_answer.py"),
+    output:
+        answer=report(
+            "results/figures/answer.png",
+            caption="../report/answer.rst",
+            category="1. Answer",
+            labels={"figure": "the answer at a glance"},
+        ),
+        gap=report(
+            "results/figures/gap_vs_depth.png",
+            caption="../report/gap_vs_depth.rst",
+            category="1. Answer",
+            labels={"figure": "overfitting against depth"},
+        ),
+    log:
+        "results/logs/plot_answer.log",
+    benchmark:
+        "results/benchmarks/plot_answer.tsv"
+    conda:
+        ENV
+    params:
+        dpi=config["plot_dpi"],
+        conditions=GRID.conditions,
+        labels=GRID.labels,
+    script:
+        "../scripts/plot_answer.py"
 
 
 rule plot_reconstructions:

@@ -1,17 +1,20 @@
-"""Snakemake adapter: the loss curves of every model, a panel per setting, a colour per seed."""
+"""Snakemake adapter: the loss curves of every model, a panel per setting, a colour per seed;
+each panel says how many seeds were still improving at their last epoch."""
 
 import pandas as pd
 
+from aedepth.grid import setting_label
 from aedepth.jobs import job_log
 from aedepth.plots import save_figure, training_curves
-from aedepth.grid import setting_label
+from aedepth.summary import convergence
 
 with job_log(snakemake.log[0]):
     labels = snakemake.params.labels
-    histories = pd.concat(
-        pd.read_csv(path).assign(
-            setting=setting_label(record, list(labels), labels), seed=record["seed"]
-        )
-        for record, path in zip(snakemake.params.records, snakemake.input.histories)
-    )
-    save_figure(training_curves(histories), snakemake.output[0], snakemake.params.dpi)
+    histories, improving = [], {}
+    for record, path in zip(snakemake.params.records, snakemake.input.histories):
+        history = pd.read_csv(path)
+        setting = setting_label(record, list(labels), labels)
+        histories.append(history.assign(setting=setting, seed=record["seed"]))
+        improving.setdefault(setting, []).append(convergence(history)["still_improving"])
+    figure = training_curves(pd.concat(histories), improving)
+    save_figure(figure, snakemake.output[0], snakemake.params.dpi)

@@ -202,9 +202,11 @@ def metrics_vs_depth(summary: pd.DataFrame, conditions: list[str], labels: dict[
     return grid.figure
 
 
-def training_curves(histories: pd.DataFrame):
+def training_curves(histories: pd.DataFrame, improving: dict | None = None):
     """Loss per epoch, a panel per setting (`setting` column), a colour per seed: train solid,
-    validation (when there is a split) dashed, test dotted; titles give the mean final gap."""
+    validation (when there is a split) dashed, test dotted; titles give the mean final gap and,
+    from `improving` ({setting: [still_improving per seed]}), how many seeds were still
+    improving at their last epoch (those panels get a red frame)."""
     long = histories.melt(
         id_vars=["setting", "seed", "epoch"],
         value_vars=["train_loss", "val_loss", "test_loss"],
@@ -229,7 +231,15 @@ def training_curves(histories: pd.DataFrame):
     last = histories.sort_values("epoch").groupby(["setting", "seed"]).tail(1)
     gaps = (last["test_loss"] - last["train_loss"]).groupby(last["setting"]).mean()
     for setting, ax in grid.axes_dict.items():
-        ax.set_title(f"{setting}\nfinal gap (test - train): {gaps[setting]:+.4f}", fontsize=10)
+        title = f"{setting}\nfinal gap (test - train): {gaps[setting]:+.4f}"
+        flags = [bool(f) for f in (improving or {}).get(setting, []) if f is not None]
+        if flags:
+            title += f"\nstill improving at the end: {sum(flags)} of {len(flags)} seeds"
+            if any(flags):
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:red")
+                    spine.set_linewidth(1.5)
+        ax.set_title(title, fontsize=10)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     grid.set_axis_labels("epoch", "binary cross-entropy per pixel")
     return grid.figure
@@ -246,3 +256,105 @@ def pick_digits(labels: np.ndarray, count: int) -> np.ndarray:
         occurrences = np.flatnonzero(labels == classes[i % len(classes)])
         chosen.append(occurrences[min(i // len(classes), len(occurrences) - 1)])
     return np.array(chosen)
+
+
+ANSWER_METRICS = ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
+_MARKS = {"better": "▲", "worse": "▼", "no clear difference": "○"}
+
+
+def _interval_table(intervals: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
+    return intervals.assign(setting=_setting_column(intervals, conditions, labels))
+
+
+def answer_figure(
+    intervals: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    conditions: list[str],
+    labels: dict[str, str],
+    metrics: tuple[str, ...] = ANSWER_METRICS,
+):
+    """The answer at a glance: a panel per headline metric, its mean and 95 % interval over
+    seeds against depth, a line per setting (e.g. per arm), every baseline a labelled
+    horizontal line, and each depth step's Holm-adjusted verdict as a mark between the two
+    depths (▲ better, ▼ worse, ○ no clear difference), in the line's colour."""
+    table = _interval_table(intervals, conditions, labels)
+    models = table[table["method"] == AUTOENCODER]
+    baselines = table[table["method"] != AUTOENCODER]
+    metrics = [m for m in metrics if m in set(models["metric"])]
+    settings = list(dict.fromkeys(models["setting"]))
+    palette = dict(zip(settings, sns.color_palette("tab10", len(settings))))
+    steps = comparisons.assign(setting=_setting_column(comparisons, conditions, labels))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        rows = models[models["metric"] == metric]
+        for offset, setting in zip(np.linspace(-0.06, 0.06, len(settings)), settings):
+            line = rows[rows["setting"] == setting].sort_values(COMPARED)
+            x = line[COMPARED].astype(float) + (offset if len(settings) > 1 else 0)
+            low = (line["mean"] - line["ci_low"]).fillna(0)
+            high = (line["ci_high"] - line["mean"]).fillna(0)
+            ax.errorbar(
+                x, line["mean"], yerr=[low, high], marker="o", capsize=3,
+                color=palette[setting], label=setting,
+            )  # fmt: skip
+            marks = steps[(steps["metric"] == metric) & (steps["setting"] == setting)]
+            means = dict(zip(line[COMPARED].astype(int), line["mean"]))
+            for step in marks.itertuples():
+                depth, previous = (
+                    int(getattr(step, COMPARED)),
+                    int(getattr(step, f"previous_{COMPARED}")),
+                )
+                if depth in means and previous in means:
+                    ax.annotate(
+                        _MARKS.get(step.verdict, "?"),
+                        ((depth + previous) / 2 + offset, (means[depth] + means[previous]) / 2),
+                        color=palette[setting], ha="center", va="center", fontsize=12,
+                    )  # fmt: skip
+        styles = ["--", ":", "-.", (0, (5, 1))] * 4
+        for style, (name, rows_b) in zip(
+            styles, baselines[baselines["metric"] == metric].groupby("method", sort=False)
+        ):
+            value = rows_b["mean"].mean()
+            ax.axhline(value, linestyle=style, color="0.3", linewidth=1.1)
+            ax.annotate(
+                name, (1.0, value), xycoords=("axes fraction", "data"), ha="right",
+                va="bottom", fontsize=8, color="0.25",
+            )  # fmt: skip
+        ax.set_title(f"{metric}\n({'higher' if METRICS[metric] else 'lower'} is better)")
+        ax.set_xlabel("hidden layers")
+        ax.set_xticks(sorted(models[COMPARED].dropna().astype(int).unique()))
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles, [f"{n}: mean, 95 % interval" for n in names], loc="upper center",
+        bbox_to_anchor=(0.5, 0.0), ncol=min(3, max(1, len(names))), frameon=False,
+    )  # fmt: skip
+    n_seeds = int(models["n_seeds"].min()) if not models.empty else 0
+    fig.suptitle(
+        f"Does depth help? Means over {n_seeds} seeds with 95 % intervals; between depths the "
+        "Holm-adjusted verdict (▲ better, ▼ worse, ○ no clear difference); dashed: baselines"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def gap_vs_depth(intervals: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
+    """The article's overfitting warning: test minus train loss at the kept epoch against
+    depth, mean and 95 % interval over seeds, a line per setting."""
+    table = _interval_table(intervals, conditions, labels)
+    rows = table[(table["method"] == AUTOENCODER) & (table["metric"] == "loss_gap")]
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    settings = list(dict.fromkeys(rows["setting"]))
+    for colour, setting in zip(sns.color_palette("tab10", len(settings)), settings):
+        line = rows[rows["setting"] == setting].sort_values(COMPARED)
+        ax.errorbar(
+            line[COMPARED], line["mean"],
+            yerr=[(line["mean"] - line["ci_low"]).fillna(0), (line["ci_high"] - line["mean"]).fillna(0)],
+            marker="o", capsize=3, color=colour, label=setting,
+        )  # fmt: skip
+    ax.axhline(0, color="0.6", linewidth=0.8)
+    ax.set_xlabel("hidden layers")
+    ax.set_ylabel("test - train BCE per pixel (kept epoch)")
+    ax.set_xticks(sorted(rows[COMPARED].dropna().astype(int).unique()))
+    ax.set_title("Overfitting against depth (mean, 95 % interval over seeds)")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
