@@ -184,3 +184,16 @@ def test_size_columns():
         "params": 1_087_586,
         "widths": "500-300",
     }
+
+
+def test_reconstruction_errors_in_chunks_match_the_whole_float64_formula():
+    rng = np.random.default_rng(0)
+    x = rng.random((2 * 1024 + 77, 50), dtype=np.float32)
+    x_hat = rng.random(x.shape, dtype=np.float32)
+    p = np.clip(x_hat.astype(np.float64), 1e-7, 1 - 1e-7)
+    x64 = x.astype(np.float64)
+    expected_bce = float(np.mean(-(x64 * np.log(p) + (1 - x64) * np.log1p(-p))))
+    expected_mse = float(np.mean((x64 - x_hat.astype(np.float64)) ** 2))
+    errors = reconstruction_errors(x, x_hat)
+    assert errors["reconstruction_bce"] == pytest.approx(expected_bce, rel=1e-12)
+    assert errors["reconstruction_mse"] == pytest.approx(expected_mse, rel=1e-12)

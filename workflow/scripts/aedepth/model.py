@@ -67,17 +67,23 @@ def to_unit(pixels: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _apply(function, images: np.ndarray, chunk: int) -> np.ndarray:
+    """function(chunk of intensities) for every chunk of rows, written into one array: no
+    list of chunks and no concatenated copy (memory: the result plus one chunk)."""
     flat = torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), -1))
-    return torch.cat(
-        [function(to_unit(flat[i : i + chunk])) for i in range(0, len(flat), chunk)]
-    ).numpy()
+    out = None
+    for i in range(0, len(flat), chunk):
+        result = function(to_unit(flat[i : i + chunk]))
+        if out is None:
+            out = np.empty((len(flat), *result.shape[1:]), dtype=np.float32)
+        out[i : i + len(result)] = result.numpy()
+    return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
 
-def encode_images(model: Autoencoder, images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def encode_images(model: Autoencoder, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Latent codes (N, latent_dim) float32 of uint8 images (N, 28, 28), on the CPU."""
     return _apply(model.encode, images, chunk)
 
 
-def reconstruct_images(model: Autoencoder, images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def reconstruct_images(model: Autoencoder, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Reconstructions (N, 784) float32 in [0, 1] of uint8 images (N, 28, 28), on the CPU."""
     return _apply(model.reconstruct, images, chunk)
