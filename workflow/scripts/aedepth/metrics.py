@@ -37,7 +37,7 @@ _EPS = 1e-7  # clip predictions so BCE stays finite for a pixel predicted at exa
 # Memory bounds (every job stays under 1 GB with torch's ~0.7 GB imported): sklearn's pairwise
 # work in chunks of at most this many MB (its default, 1024, took 0.44 GB for the silhouette
 # of 10,000 test images), and the reconstruction errors in float64 over this many rows at once.
-WORKING_MEMORY_MB = 64
+WORKING_MEMORY_MB = 16
 ERROR_ROWS = 1024
 
 
