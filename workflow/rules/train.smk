@@ -1,4 +1,7 @@
 # One autoencoder per model run of the grid (see aedepth.grid).
+import time
+
+import numpy as np
 
 
 rule train:
@@ -26,3 +29,25 @@ rule train:
         compute_threads=TRAINING_COMPUTE_THREADS,
     script:
         "../scripts/train_model.py"
+
+
+STARTED = time.time()
+
+
+onsuccess:
+    # One line on how close the training of this run came to the hardware (see
+    # aedepth.efficiency); printed only where this run trained models. Never fails the run.
+    try:
+        from aedepth.efficiency import cached_peak, study_line
+
+        if Path(DATASET).exists():
+            with np.load(DATASET) as dataset:
+                images = len(dataset["y_train"])
+            peak = lambda: cached_peak(  # measured only where models were trained
+                Path(".snakemake/aedepth-fp32-peak.json"), usable_cpus()
+            )
+            line = study_line(Path("results"), images, peak, since=STARTED)
+            if line:
+                print(line)
+    except Exception as error:  # a summary line must never fail a finished study
+        print(f"aedepth: no speed summary ({type(error).__name__}: {error})")
