@@ -616,6 +616,9 @@ def test_the_fastest_candidate_is_the_one_with_the_best_round():
     assert speed.fastest(timings) == FAST_ONEDNN
     tie = {FAST_DEFAULT: [1.0, 2.0], PLAIN_DEFAULT: [1.0, 1.0]}
     assert speed.fastest(tie) == FAST_DEFAULT  # the first, i.e. the preferred, on a tie
+    near = {FAST_DEFAULT: [1.0], FAST_ONEDNN: [0.98], PLAIN_DEFAULT: [0.9]}
+    assert speed.fastest(near) == PLAIN_DEFAULT  # 2 % faster: noise; 10 %: a real gain
+    assert speed.fastest({FAST_DEFAULT: [1.0], FAST_ONEDNN: [0.98]}) == FAST_DEFAULT
 
 
 def test_the_probe_costs_well_under_one_percent_of_a_default_job():
