@@ -96,3 +96,42 @@ def test_tutorial_epochs_take_torch_default_route_even_inside_ours(monkeypatch):
     finally:
         matmul.fp32_precision = previous
     assert seen == ["none"]
+
+
+def test_study_benchmark_schedules_jobs_as_the_workflow_and_reports_the_flop_limit(tmp_path):
+    arrays = load_sample(test_fraction=0.2)
+    save_dataset(tmp_path / "dataset.npz", arrays)
+    csv = tmp_path / "study.csv"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/study_speed.py"),
+            "--data",
+            str(tmp_path / "dataset.npz"),
+            "--depths",
+            "1",
+            "--seeds",
+            "3",
+            "--epochs",
+            "1",
+            "--cores",
+            "64",
+            "--csv",
+            str(csv),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    from aedepth.cpus import training_plan, usable_cpus
+
+    reserve, threads = training_plan(64, usable_cpus(), 3)
+    side_by_side = min(3, 64 // reserve)
+    assert f"3 training jobs, {side_by_side} side by side, {threads} thread(s) each" in run.stdout
+    for key in ("% of fp32 peak", "projected default-study training s", "projected / limit"):
+        assert key in run.stdout
+    table = pd.read_csv(csv)
+    assert list(table["run"]) == [f"depth1_dim2_seed{s}" for s in range(3)]
+    assert (table["threads"] == threads).all() and (table["seconds"] > 0).all()
+    assert set(table["training_path"]) <= {"written-out backward", "autograd"}
