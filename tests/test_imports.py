@@ -12,18 +12,26 @@ def names(script):
 
 
 def test_direct_and_transitive_imports_are_found():
-    # evaluate_latents imports config, data, files, jobs, latents, metrics, model and train
-    # (kept_epoch) directly; data imports files and jobs again: each module appears once.
+    # evaluate_latents imports data, files, jobs, latents, metrics, model and summary directly;
+    # summary imports grid, data imports files and jobs again: each module appears once.
     assert names("evaluate_latents.py") == {
-        "config",
         "data",
         "files",
+        "grid",
         "jobs",
         "latents",
         "metrics",
         "model",
-        "train",
+        "summary",
     }
+
+
+def test_evaluation_does_not_depend_on_the_training_code():
+    # an edit of the training loop or its speed path must not rerun every evaluation
+    for script in ("evaluate_latents.py", "embed_latents.py", "fit_baseline.py"):
+        assert not {"train", "speed"} & names(script), script
+    # train.py says `from aedepth import speed`: that form counts too
+    assert {"train", "speed"} <= names("train_model.py")
 
 
 def test_modules_a_script_does_not_use_are_absent():

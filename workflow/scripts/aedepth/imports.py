@@ -21,7 +21,9 @@ def package_modules(script: str | Path) -> list[Path]:
         tree = ast.parse(pending.pop().read_text())
         for node in ast.walk(tree):
             names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
+            if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:
+                names = [f"{PACKAGE}.{alias.name}" for alias in node.names]  # from aedepth import x
+            elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
