@@ -106,16 +106,21 @@ def verdict(low: float, high: float, higher_is_better: bool) -> str:
     return "better" if improved else "worse"
 
 
+def _no_spread(d: np.ndarray) -> bool:
+    """All differences equal, up to rounding (e.g. 0.272 - 0.258 twice): sd ~ 0."""
+    return bool(d.std(ddof=1) <= 1e-9 * max(abs(d.mean()), 1e-300))
+
+
 def paired_p_value(differences) -> float:
     """Two-sided p value of the paired t test (mean difference 0); NaN for fewer than 2 pairs.
-    Identical differences (sd 0) give 0 unless they are all 0 (then 1)."""
+    Identical differences (sd 0, up to rounding) leave the t test undefined: 1 if they are all
+    0, else NaN (no verdict: a few seeds that happen to agree exactly prove nothing)."""
     d = np.asarray(differences, dtype=float)
     if len(d) < 2:
         return math.nan
-    sd = d.std(ddof=1)
-    if sd == 0:
-        return 1.0 if d.mean() == 0 else 0.0
-    t = d.mean() / (sd / math.sqrt(len(d)))
+    if _no_spread(d):
+        return 1.0 if d.mean() == 0 else math.nan
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
     return float(2 * stats.t.sf(abs(t), df=len(d) - 1))
 
 
@@ -145,7 +150,7 @@ def effect_size(differences) -> tuple[float, float, float]:
     found by inverting the noncentral t distribution of t = d_z * sqrt(n); NaN for fewer
     than 2 pairs or identical differences."""
     d = np.asarray(differences, dtype=float)
-    if len(d) < 2 or d.std(ddof=1) == 0:
+    if len(d) < 2 or _no_spread(d):
         return math.nan, math.nan, math.nan
     n, dz = len(d), float(d.mean() / d.std(ddof=1))
     t, df = dz * math.sqrt(n), n - 1
