@@ -105,6 +105,8 @@ def test_latent_parquet_schema_and_readers(study):
             "depth": depth,
             "latent_dim": 2,
             "seed": seed,
+            "arm": "article",
+            "training": "fixed",
             "widths": WIDTHS[:depth],
             "dataset": "mnist",
             "source": "sample",
@@ -162,7 +164,12 @@ def test_summary_has_one_row_per_model_and_baseline_run(study):
     assert np.allclose(models["loss_gap"], models["test_loss"] - models["train_loss"])
     assert models["val_loss"].isna().all()  # no validation split by default
     baselines = summary[summary["method"] != "autoencoder"]
-    assert baselines[LOSS_COLUMNS + ["depth"]].isna().all().all()
+    assert baselines[LOSS_COLUMNS + ["depth", "arm", "params", "widths"]].isna().all().all()
+    assert (models["arm"] == "article").all() and (models["training"] == "fixed").all()
+    assert models["params"].tolist() == [
+        {1: 787_786, 2: 1_087_586, 3: 1_146_986}[d] for d in models["depth"]
+    ]
+    assert models["still_improving"].isna().all()  # 2 epochs are too few to call a trend
     assert baselines["seed"].isna().tolist() == [True, False, False]  # pca is not seeded
     # a linear map of the pixels is not trained: PCA beats a random projection
     pca, projections = baselines.iloc[0], baselines.iloc[1:]
@@ -179,7 +186,7 @@ def test_intervals_comparisons_and_findings(study):
     intervals = pd.read_csv(workdir / "results/depth_intervals.csv")
     assert list(intervals.columns) == INTERVAL_LAYOUT
     assert intervals.groupby("method", sort=False).size().to_dict() == {
-        "autoencoder": len(DEPTHS) * len(METRICS),
+        "autoencoder": len(DEPTHS) * (len(METRICS) + 1),  # and the loss gap
         "pca": len(METRICS),
         "random_projection": len(METRICS),
     }
@@ -211,6 +218,8 @@ def test_intervals_comparisons_and_findings(study):
         ("reconstructions.png", (350, 700)),
         ("metrics_vs_depth.png", (700, 1000)),
         ("training_curves.png", (300, 900)),
+        ("answer.png", (300, 900)),
+        ("gap_vs_depth.png", (300, 400)),
     ],
 )
 def test_figures_are_real_images(study, figure, min_size):
