@@ -197,3 +197,18 @@ def test_a_training_regime_overrides_the_settings_and_is_checked():
         build_grid(bad, BASELINES)
     with pytest.raises(ConfigError, match="not a key of 'training_regimes'"):
         build_grid(config_with(trainings=["nope"]), BASELINES)
+
+
+def test_setting_labels_leave_out_an_axis_at_its_omitted_value():
+    from aedepth.grid import setting_label
+
+    config = config_with(arms=["article", "matched_params"], seeds=[0], depths=[1])
+    grid = build_grid(config, BASELINES)
+    assert grid.omitted == {"arm": "article", "training": "fixed"}
+    article, matched = (run.record() for run in grid.models)
+    names = grid.axis_names
+    assert setting_label(article, names, grid.labels, grid.omitted) == "depth 1, latent size 2"
+    assert (
+        setting_label(matched, names, grid.labels, grid.omitted)
+        == "depth 1, latent size 2, arm matched_params"
+    )

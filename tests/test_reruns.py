@@ -56,6 +56,7 @@ AGGREGATES = {
     "plot_combined",
     "plot_metrics",
     "plot_training",
+    "plot_answer",
 }
 
 
@@ -67,6 +68,7 @@ FIGURES = (
         "plot_combined",
         "plot_metrics",
         "plot_training",
+        "plot_answer",
     }
 )
 
@@ -163,6 +165,7 @@ def test_a_new_baseline_runs_only_that_baseline_and_the_aggregates_that_read_it(
         "summary_table",
         "compare_depths",
         "plot_metrics",
+        "plot_answer",
     }
 
 
@@ -260,6 +263,7 @@ def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
         "compare_depths",
         "plot_combined",
         "plot_metrics",
+        "plot_answer",
     }
     # not planned: depth 3, train (the model is still there), plot_training (reads histories)
     assert planned(study_copy) == expected
@@ -280,6 +284,8 @@ CAPTION_SENTENCES = {
     "reconstructions.png": "<strong>Reconstructions of every depth, side by side.</strong>",
     "training_curves.png": "<strong>Training curves.</strong>",
     "metrics_vs_depth.png": "<strong>Latent-space metrics against depth.</strong>",
+    "answer.png": "<strong>The answer at a glance: does depth help?</strong>",
+    "gap_vs_depth.png": "<strong>Overfitting against depth.</strong>",
     "summary.html": "<strong>Summary table.</strong>",
     "summary.csv": "<strong>Summary table.</strong>",
 }
@@ -297,6 +303,7 @@ def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_
         for category, subcategories in categories.items()
     }
     assert shown == {
+        "1. Answer": {"Other": ["results/figures/answer.png", "results/figures/gap_vs_depth.png"]},
         "Per depth": {
             "Depth 1, latent size 2": [
                 "results/figures/depth1_dim2_latent.png",

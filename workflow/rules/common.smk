@@ -136,7 +136,7 @@ def metric_settings():
 def group_setting(wildcards):
     """The group's axis values in words, e.g. "depth 1, latent size 2" (captions, titles)."""
     run = GRID.groups()[wildcards.group][0]
-    return setting_label(run.record(), GRID.axis_names, GRID.labels)
+    return setting_label(run.record(), GRID.axis_names, GRID.labels, GRID.omitted)
 
 
 def group_labels(figure):
@@ -144,7 +144,11 @@ def group_labels(figure):
 
     def labels(wildcards):
         run = GRID.groups()[wildcards.group][0]
-        values = {GRID.labels[name]: str(value) for name, value in run.values}
+        values = {
+            GRID.labels[name]: str(value)
+            for name, value in run.values
+            if name not in GRID.omitted or value != GRID.omitted[name]
+        }
         return {"figure": figure, **values} | {GRID.labels["seed"]: "median kNN"}
 
     return labels

@@ -72,6 +72,7 @@ rule plot_reconstructions:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
         labels=GRID.labels,
+        omit=GRID.omitted,
         setting=group_setting,
         title="Test images (top) and their reconstructions",
     script:
@@ -100,6 +101,7 @@ use rule plot_reconstructions as plot_combined with:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
         labels=GRID.labels,
+        omit=GRID.omitted,
         setting="all settings",
         title="Test images (top) and their reconstructions, one row per depth and setting",
 
@@ -127,6 +129,7 @@ rule plot_latent:
         dpi=config["plot_dpi"],
         classes=DATA["classes"],
         labels=GRID.labels,
+        omit=GRID.omitted,
         setting=group_setting,
     script:
         "../scripts/plot_latent.py"
@@ -178,5 +181,6 @@ rule plot_training:
         dpi=config["plot_dpi"],
         records=[run.record() for run in GRID.models],
         labels=GRID.labels,
+        omit=GRID.omitted,
     script:
         "../scripts/plot_training.py"

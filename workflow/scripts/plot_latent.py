@@ -14,7 +14,7 @@ with job_log(snakemake.log[0]):
     record = records[position]
     splits, _ = read_latents(snakemake.input.latents[position])
     title = (
-        f"{setting_label(record, axes, snakemake.params.labels)}, seed {record['seed']}:"
+        f"{setting_label(record, axes, snakemake.params.labels, snakemake.params.omit)}, seed {record['seed']}:"
         " test set in latent space"
         f"\nkNN accuracy {record['knn_accuracy']:.3f}, silhouette {record['silhouette']:.3f}"
     )

@@ -21,9 +21,11 @@ with job_log(snakemake.log[0]):
         model = load_model(
             snakemake.input.weights[position], read_json(snakemake.input.hparams[position])
         )
-        label = f"{setting_label(record, axes, labels)}\nseed {record['seed']}"
+        label = (
+            f"{setting_label(record, axes, labels, snakemake.params.omit)}\nseed {record['seed']}"
+        )
         rows.append((label, reconstruct_images(model, originals)))
     title = snakemake.params.title
     if len(rows) == 2:  # a single setting: say which in the title
-        title += f", {setting_label(records[0], axes, labels)}"
+        title += f", {setting_label(records[0], axes, labels, snakemake.params.omit)}"
     save_figure(digit_grid(rows, title), snakemake.output[0], snakemake.params.dpi)

@@ -13,7 +13,7 @@ with job_log(snakemake.log[0]):
     histories, improving = [], {}
     for record, path in zip(snakemake.params.records, snakemake.input.histories):
         history = pd.read_csv(path)
-        setting = setting_label(record, list(labels), labels)
+        setting = setting_label(record, list(labels), labels, snakemake.params.omit)
         histories.append(history.assign(setting=setting, seed=record["seed"]))
         improving.setdefault(setting, []).append(convergence(history)["still_improving"])
     figure = training_curves(pd.concat(histories), improving)

@@ -119,6 +119,11 @@ class Grid:
         return [a.name for a in self.axes if a.name not in (COMPARED, REPLICATE)]
 
     @property
+    def omitted(self) -> dict[str, Any]:
+        """Axis name -> the value its ids (and figure labels) leave out, for axes that have one."""
+        return {axis.name: axis.omit for axis in self.axes if axis.omit is not None}
+
+    @property
     def labels(self) -> dict[str, str]:
         return {axis.name: axis.label for axis in self.axes}
 
@@ -239,9 +244,19 @@ def sort_order(axes: list[str]) -> list[str]:
     return [a for a in axes if a not in (COMPARED, REPLICATE)] + [COMPARED, REPLICATE]
 
 
-def setting_label(record: dict, axes: list[str], labels: dict[str, str]) -> str:
-    """How figures name a run's setting (its values but the seed), e.g. "depth 2, latent size 2"."""
-    keys = [a for a in axes if a != REPLICATE and record.get(a) is not None]
+def setting_label(
+    record: dict, axes: list[str], labels: dict[str, str], omit: dict | None = None
+) -> str:
+    """How figures name a run's setting (its values but the seed), e.g. "depth 2, latent size 2";
+    an axis at its `omit` value (the article arm, the fixed regime) is left out, as in ids."""
+    omit = omit or {}
+    keys = [
+        a
+        for a in axes
+        if a != REPLICATE
+        and record.get(a) is not None
+        and (a not in omit or _format_value(record[a]) != _format_value(omit[a]))
+    ]
     return ", ".join(f"{labels[a]} {record[a]}" for a in keys)
 
 
