@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from aedepth.cpus import training_plan, usable_cpus  # noqa: E402
-from aedepth.efficiency import cpu_model, fp32_peak, training_flop  # noqa: E402
+from aedepth.cpus import cpu_model, training_plan, usable_cpus  # noqa: E402
+from aedepth.efficiency import fp32_peak, training_flop  # noqa: E402
 
 STUDY_EPOCHS = 50  # the default study's epochs, for the projection
 COLUMNS = ("run", "threads", "seconds", "epoch_s", "gflop", "training_path", "matmul_route")

@@ -39,10 +39,10 @@ def labels(n: int) -> np.ndarray:
     return np.arange(n) % 10
 
 
-def train(hparams, x_train, x_test, checkpoint, device, progress=None):
+def train(hparams, x_train, x_test, checkpoint, device, progress=None, choice_cache=None):
     """aedepth.train.train with balanced labels for x_train; the model and history."""
     model, history, _ = training.train(
-        hparams, x_train, labels(len(x_train)), x_test, checkpoint, device, progress
+        hparams, x_train, labels(len(x_train)), x_test, checkpoint, device, progress, choice_cache
     )
     return model, history
 
@@ -92,10 +92,11 @@ def test_loss_decreases_on_a_tiny_dataset(tmp_path):
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     x_train, x_test = images(300), images(50, seed=1)  # 300 = 4 full batches + 44
-    whole_model, whole = train(hparams(), x_train, x_test, tmp_path / "whole", CPU)
+    choices = tmp_path / "choices.json"  # as the workflow's jobs: both runs train the same way
+    whole_model, whole = train(hparams(), x_train, x_test, tmp_path / "whole", CPU, None, choices)
 
     with pytest.raises(Stop):
-        train(hparams(), x_train, x_test, tmp_path / "split", CPU, progress=stop_after(1))
+        train(hparams(), x_train, x_test, tmp_path / "split", CPU, stop_after(1), choices)
     assert (tmp_path / "split").exists()
     resumed_model, resumed = train(hparams(), x_train, x_test, tmp_path / "split", CPU)
 
@@ -687,3 +688,25 @@ def test_training_records_its_measured_choice_and_a_resumed_run_keeps_it(tmp_pat
     _, _, how = training.train(hparams(), x_train, labels(300), x_test, tmp_path / "new", CPU)
     assert how["training_path"] == "written-out backward" and how["matmul_route"] == "default"
     assert set(how["probe_ms_per_step"]) == {str(FAST_DEFAULT), str(PLAIN_DEFAULT)}
+
+
+def test_a_remembered_choice_is_reused_for_the_same_key_only(tmp_path):
+    cache = tmp_path / "cache" / "choices.json"
+    calls = []
+
+    def measure(choice):
+        return lambda: calls.append(choice) or (choice, {str(choice): 1.0})
+
+    candidates = [FAST_DEFAULT, FAST_ONEDNN]
+    assert speed.remembered_choice(cache, "a", candidates, measure(FAST_ONEDNN)) == (
+        FAST_ONEDNN,
+        {str(FAST_ONEDNN): 1.0},
+    )
+    # the same key: no new measurement, whatever it would say now
+    assert speed.remembered_choice(cache, "a", candidates, measure(FAST_DEFAULT))[0] == FAST_ONEDNN
+    assert speed.remembered_choice(cache, "b", candidates, measure(FAST_DEFAULT))[0] == FAST_DEFAULT
+    # a remembered choice that is no candidate here (say, the route failed its proof): anew
+    assert speed.remembered_choice(cache, "a", [FAST_DEFAULT], measure(FAST_DEFAULT))[0] == (
+        FAST_DEFAULT
+    )
+    assert calls == [FAST_ONEDNN, FAST_DEFAULT, FAST_DEFAULT]

@@ -1,6 +1,7 @@
 """Snakemake adapter: train one autoencoder and write weights, hyperparameters and history."""
 
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +39,11 @@ with job_log(snakemake.log[0]), one_gpu_per_job(snakemake.params.device) as gpu:
             checkpoint,
             device,
             progress=lambda epochs: tqdm(epochs, desc="epochs", mininterval=5),
+            # the measured choice of path and route, per CPU model, threads and shapes: every
+            # run on this machine trains the same way (delete the file to measure anew)
+            choice_cache=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            / "aedepth"
+            / "speed-choices.json",
         )
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)

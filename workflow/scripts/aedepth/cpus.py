@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -91,3 +92,14 @@ def training_plan(cores: int, cpus: int, jobs: int) -> tuple[int, int]:
     running = max(1, min(side_by_side, cores // reserve))
     compute = max(1, min(MAX_TRAINING_THREADS, min(cores, cpus) // running))
     return min(reserve, cores), compute
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."), for keys and reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from aedepth.cpus import cpu_model
 
 IMAGE_PIXELS = 28 * 28
 
@@ -54,16 +55,6 @@ def fp32_peak(threads: int, size: int = 2048, repeats: int = 8) -> dict[str, flo
     finally:
         torch.set_num_threads(previous)
     return peaks
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cached_peak(path: Path, threads: int) -> float:

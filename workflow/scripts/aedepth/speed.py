@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
+import json
 import logging
 import platform
 import time
@@ -512,3 +514,39 @@ def choose_training(
         choice,
     )
     return choice, best_ms
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` + ".lock" within the block (jobs starting together wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remembered_choice(
+    cache: Path, key: str, candidates: list[Candidate], choose: Callable
+) -> tuple[Candidate, dict[str, float]]:
+    """The choice `cache` holds for `key` where it is still a candidate; else `choose()`'s
+    (candidate, timings), stored there. Jobs starting at once wait for the first one's
+    measurement, so every job of a kind trains the same way on a machine: reruns are
+    bit-identical, not decided anew by timing noise."""
+    with _locked(cache):
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if key in known and Candidate(*known[key]["choice"]) in candidates:
+            choice = Candidate(*known[key]["choice"])
+            log.info("training takes %s, as measured before on this machine (%s)", choice, cache)
+            return choice, known[key]["probe_ms_per_step"]
+        choice, timings = choose()
+        known[key] = {"choice": [choice.path, choice.route], "probe_ms_per_step": timings}
+        tmp = cache.with_name(cache.name + ".tmp")
+        tmp.write_text(json.dumps(known, indent=1) + "\n")
+        tmp.replace(cache)
+        return choice, timings

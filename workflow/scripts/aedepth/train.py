@@ -9,6 +9,7 @@ weights, less overhead); the plain step is always there.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aedepth import speed
+from aedepth.cpus import cpu_model
 from aedepth.data import validation_split
 from aedepth.files import atomic_output
 from aedepth.jobs import UserFacingError
@@ -155,6 +157,7 @@ def train(
     checkpoint_path: str | Path,
     device: torch.device,
     progress=None,
+    choice_cache: str | Path | None = None,
 ) -> tuple[Autoencoder, list[dict], dict]:
     """Train per `hparams`, resuming from `checkpoint_path` when the same run wrote it.
 
@@ -169,7 +172,9 @@ def train(
     fingerprint, device type and code version) is written atomically after every epoch, so a
     killed job resumes and ends bit-identical to an uninterrupted run on the same device. A
     checkpoint of another run, or one that does not load, is set aside (*.stale).
-    How to train is measured at the start (see _choose_training) unless resuming.
+    How to train is measured at the start (see _choose_training) unless resuming; with
+    `choice_cache` (a JSON file) a choice measured before for the same machine, threads and
+    shapes is reused, so that reruns train the same way.
     Returns the model, its per-epoch history and how it was trained:
     {"training_path": ..., "matmul_route": ..., "probe_ms_per_step": {candidate: ms}}
     (the last only where candidates were timed).
@@ -212,7 +217,16 @@ def train(
         log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
 
     choice, make_step, probe_ms = _choose_training(
-        model, optimizer, device, fit_images, val_images, test_images, hparams, state, len(history)
+        model,
+        optimizer,
+        device,
+        fit_images,
+        val_images,
+        test_images,
+        hparams,
+        state,
+        len(history),
+        choice_cache,
     )
     step = make_step(model, optimizer)
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
@@ -294,7 +308,16 @@ FAST_PATH, PLAIN_PATH = "written-out backward", "autograd"
 
 
 def _choose_training(
-    model, optimizer, device, fit_images, val_images, test_images, hparams, state, epochs_done
+    model,
+    optimizer,
+    device,
+    fit_images,
+    val_images,
+    test_images,
+    hparams,
+    state,
+    epochs_done,
+    choice_cache=None,
 ) -> tuple[speed.Candidate, Callable, dict[str, float]]:
     """How to train (the candidate, its step maker, the probe's ms per step): a resumed run keeps its checkpoint's choice (so that it ends
     bit-identical to an uninterrupted run), where that is still a candidate here; else the
@@ -324,7 +347,25 @@ def _choose_training(
     steps_per_epoch = -(-len(fit_images) // batch_size)
     job_steps = steps_per_epoch * max(1, hparams["epochs"] - epochs_done)
     x = to_unit(fit_images[: min(batch_size, len(fit_images))])
-    choice, probe_ms = speed.choose_training(makers, model, optimizer, x, job_steps)
+
+    def measure():
+        return speed.choose_training(makers, model, optimizer, x, job_steps)
+
+    if choice_cache is None or len(makers) == 1:
+        choice, probe_ms = measure()
+    else:
+        key = json.dumps(
+            {
+                "cpu": cpu_model(),
+                "device": device.type,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "layers": speed.layer_shapes(model),
+                "batch_size": batch_size,
+                "candidates": [str(c) for c in makers],
+            }
+        )
+        choice, probe_ms = speed.remembered_choice(Path(choice_cache), key, list(makers), measure)
     return choice, makers[choice], probe_ms
 
 
