@@ -269,3 +269,17 @@ def test_findings_compare_the_arms():
     assert "## Depth or capacity?" in text
     assert "the verdicts agree on 8 of 9 metrics; they differ on knn_accuracy " in text
     assert "(article: better, matched_params: no clear difference)" in text
+
+
+def test_findings_name_an_axis_only_where_it_is_not_at_its_omitted_value():
+    table = models_table().assign(arm="article")
+    conditions = ["latent_dim", "arm"]
+    intervals = depth_intervals(table, conditions)
+    comparisons = depth_comparisons(table, conditions)
+    labels = LABELS | {"arm": "arm"}
+    plain = findings_markdown(
+        table, intervals, comparisons, conditions, labels, "sample", omit={"arm": "article"}
+    )
+    assert "arm article" not in plain and "| 1 hidden layer(s), latent size 2 |" in plain
+    named = findings_markdown(table, intervals, comparisons, conditions, labels, "sample")
+    assert "| 1 hidden layer(s), latent size 2, arm article |" in named

@@ -138,6 +138,7 @@ rule compare_depths:
     params:
         conditions=GRID.conditions,
         labels=GRID.labels,
+        omit=GRID.omitted,
         dataset=config["dataset"],
         source=config["source"],
     script:

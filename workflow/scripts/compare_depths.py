@@ -28,6 +28,7 @@ with job_log(snakemake.log[0]):
         data,
         # The published reference points are for the full data set only.
         snakemake.params.dataset if snakemake.params.source != "sample" else None,
+        snakemake.params.omit,
     )
     with atomic_output(snakemake.output.findings) as tmp:
         tmp.write_text(findings)

@@ -349,6 +349,7 @@ def findings_markdown(
     labels: dict[str, str],
     data: str,
     dataset: str | None = None,
+    omit: dict | None = None,
 ) -> str:
     """A short written answer to "does depth improve the latent representation?".
 
@@ -356,6 +357,14 @@ def findings_markdown(
     (but the published reference points of `dataset`, which are cited as such).
     """
     models = summary[summary["method"] == AUTOENCODER]
+    # Sentences name a condition unless every model has its omitted value (e.g. a study of the
+    # article arm alone need not say "arm article" everywhere); the tables keep every column.
+    omit = omit or {}
+    shown = [
+        c
+        for c in conditions
+        if not (c in omit and c in models and (models[c].astype(str) == str(omit[c])).all())
+    ]
     seeds = sorted(int(s) for s in models[REPLICATE].unique())
     depths = sorted(int(d) for d in models[COMPARED].unique())
     baselines = [m for m in summary["method"].unique() if m != AUTOENCODER]
@@ -400,7 +409,7 @@ def findings_markdown(
                 )
             else:
                 headline = f"no clear difference on any of the {len(group)} metrics"
-            setting = _setting(first, conditions, labels)
+            setting = _setting(first, shown, labels)
             where = f" ({setting})" if several and setting else ""
             lines.append(f"- **{_step(first)} hidden layers{where}: {headline}.**")
             key = tuple(_value(getattr(first, c)) for c in conditions)
@@ -434,7 +443,7 @@ def findings_markdown(
             (REGIME, "## Does each verdict survive training to convergence?"),
         ):
             if axis in conditions and metric_rows[axis].nunique() > 1:
-                lines += ["", title, ""] + _agreement(metric_rows, conditions, axis, labels)
+                lines += ["", title, ""] + _agreement(metric_rows, shown, axis, labels)
         lines += ["", "## The article's claims", ""]
         for claim, metrics in (
             ("Clearer clusters with depth", CLUSTER_METRICS),
@@ -442,7 +451,7 @@ def findings_markdown(
         ):
             steps = [
                 f"{_step(next(g.itertuples()))}"
-                + (f" ({s})" if (s := _setting(next(g.itertuples()), conditions, labels)) else "")
+                + (f" ({s})" if (s := _setting(next(g.itertuples()), shown, labels)) else "")
                 + f": {_claim(g, metrics)}"
                 for _, g in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED])
             ]
@@ -454,7 +463,7 @@ def findings_markdown(
                 old = levels.get((*key, int(getattr(row, f"previous_{COMPARED}")), row.metric))
                 new = levels.get((*key, int(getattr(row, COMPARED)), row.metric))
                 holds = {"worse": "holds", "better": "contradicted"}.get(row.verdict, "not shown")
-                setting = _setting(row, conditions, labels)
+                setting = _setting(row, shown, labels)
                 steps.append(
                     f"{_step(row)}{f' ({setting})' if setting else ''}: gap "
                     f"{_level(old) if old else 'n/a'} → {_level(new) if new else 'n/a'}, {holds}"
@@ -468,7 +477,7 @@ def findings_markdown(
         lines += ["", "## Trained enough?", ""]
         for _, group in _groups(models, [*conditions, COMPARED]):
             first = next(group.itertuples())
-            setting = _setting(first, conditions, labels)
+            setting = _setting(first, shown, labels)
             improving = int(group["still_improving"].fillna(False).astype(bool).sum())
             lines.append(
                 f"- {_value(getattr(first, COMPARED))} hidden layer(s)"
@@ -487,7 +496,7 @@ def findings_markdown(
     if not knn.empty or published:
         lines += ["", "## Reference ceilings (kNN accuracy of 2-D embeddings)", ""]
         for row in knn.itertuples():
-            setting = _setting(row, conditions, labels)
+            setting = _setting(row, shown, labels)
             lines.append(
                 f"- {row.method}{f' ({setting})' if setting else ''}: {_level(row)} (this study)"
             )
@@ -498,7 +507,7 @@ def findings_markdown(
             top = next(best.loc[[best["mean"].idxmax()]].itertuples())
             lines.append(
                 f"- best autoencoder: {_level(top)} at {_value(getattr(top, COMPARED))} hidden layer(s)"
-                + (f" ({s})" if (s := _setting(top, conditions, labels)) else "")
+                + (f" ({s})" if (s := _setting(top, shown, labels)) else "")
             )
         if published:
             lines.append(
@@ -521,7 +530,7 @@ def findings_markdown(
     ]
     for _, group in _groups(intervals, ["method", *conditions, COMPARED]):
         first = next(group.itertuples())
-        setting = _setting(first, conditions, labels)
+        setting = _setting(first, shown, labels)
         count = "n/a"
         if first.method == AUTOENCODER:
             name = f"{_value(getattr(first, COMPARED))} hidden layer(s)"
