@@ -45,8 +45,9 @@ from aedepth.data import (  # noqa: E402
     load_dataset,
     read_idx_folder,
 )
+from aedepth.cpus import cpu_model  # noqa: E402
+from aedepth.efficiency import fp32_peak  # noqa: E402
 from aedepth.model import Autoencoder  # noqa: E402
-from aedepth.speed import fp32_matmuls  # noqa: E402
 from aedepth.train import train  # noqa: E402
 
 DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/dataset.npz")
@@ -63,16 +64,6 @@ COLUMNS = (
     "speedup_vs_tutorial",
     "other_cpu_pct",
 )
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_data(source: str | None) -> tuple[dict[str, np.ndarray], str]:
@@ -109,25 +100,6 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         int(n).to_bytes(4, "big") for n in array.shape
     )
     path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
-
-def matmul_gflops(our_route: bool, size: int, repeats: int) -> tuple[float, str]:
-    """Best fp32 GFLOP/s of a (size x size) @ (size x size) product, on torch's default
-    route or (our_route) on the route aedepth.train takes (aedepth.speed.fp32_matmuls); and the route's name."""
-    a, b = torch.rand(size, size), torch.rand(size, size)
-    route = (
-        fp32_matmuls(torch.device("cpu"), [(size, size)], train_rows=set(), eval_rows={size})
-        if our_route
-        else contextlib.nullcontext("default")
-    )
-    with route as name:
-        a @ b
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9, name
 
 
 class OtherLoad:
@@ -264,16 +236,17 @@ def main() -> None:
     arrays, data_name = load_data(args.data)
     n_train = len(arrays["x_train"])
 
-    peak_default, _ = matmul_gflops(False, 2048, 10)
-    peak_route, route = matmul_gflops(True, 2048, 10)
-    peak = max(peak_default, peak_route)
+    peaks = fp32_peak(args.threads, repeats=10)  # per fp32 route proven exact here
+    peak_default = peaks["default"]
+    route, peak = max(peaks.items(), key=lambda item: item[1])
     print(
-        f"# {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, {platform.system()}"
+        f"# {cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, {platform.system()}"
     )
     print(f"# data: {data_name}, {n_train} training images; batch {args.batch_size}; fp32")
     print(
-        f"# fp32 matmul 2048^3: torch default {peak_default:.0f} GFLOP/s, "
-        f"our route ({route}) {peak_route:.0f} GFLOP/s; peak = {peak:.0f} GFLOP/s"
+        "# fp32 matmul 2048^3: "
+        + ", ".join(f"{name} {gflops:.0f} GFLOP/s" for name, gflops in peaks.items())
+        + f"; peak = {peak:.0f} GFLOP/s ({route})"
     )
 
     rows = [

@@ -55,48 +55,28 @@ def latent_metrics(
 ) -> dict[str, float]:
     """Cluster-quality metrics of a latent space; `x_test` (N, D) are the inputs it encodes."""
     with sklearn.config_context(working_memory=WORKING_MEMORY_MB):
-        return _latent_metrics(
-            z_train,
-            y_train,
-            z_test,
-            y_test,
-            x_test,
-            knn_neighbors,
-            kmeans_clusters,
-            trustworthiness_samples,
-            trustworthiness_neighbors,
-            seed,
+        knn = KNeighborsClassifier(n_neighbors=knn_neighbors).fit(z_train, y_train)
+        clusters = KMeans(n_clusters=kmeans_clusters, n_init=10, random_state=seed).fit_predict(
+            z_test
         )
-
-
-def _latent_metrics(
-    z_train,
-    y_train,
-    z_test,
-    y_test,
-    x_test,
-    knn_neighbors,
-    kmeans_clusters,
-    trustworthiness_samples,
-    trustworthiness_neighbors,
-    seed,
-) -> dict[str, float]:
-    knn = KNeighborsClassifier(n_neighbors=knn_neighbors).fit(z_train, y_train)
-    clusters = KMeans(n_clusters=kmeans_clusters, n_init=10, random_state=seed).fit_predict(z_test)
-    # trustworthiness is quadratic in n: score a fixed subsample, the same for every model.
-    rng = np.random.default_rng(seed)
-    subset = rng.choice(len(z_test), size=min(trustworthiness_samples, len(z_test)), replace=False)
-    return {
-        "knn_accuracy": float(knn.score(z_test, y_test)),
-        "silhouette": float(silhouette_score(z_test, y_test)),
-        "davies_bouldin": float(davies_bouldin_score(z_test, y_test)),
-        "calinski_harabasz": float(calinski_harabasz_score(z_test, y_test)),
-        "kmeans_ari": float(adjusted_rand_score(y_test, clusters)),
-        "kmeans_nmi": float(normalized_mutual_info_score(y_test, clusters)),
-        "trustworthiness": float(
-            trustworthiness(x_test[subset], z_test[subset], n_neighbors=trustworthiness_neighbors)
-        ),
-    }
+        # trustworthiness is quadratic in n: score a fixed subsample, the same for every model.
+        rng = np.random.default_rng(seed)
+        subset = rng.choice(
+            len(z_test), size=min(trustworthiness_samples, len(z_test)), replace=False
+        )
+        return {
+            "knn_accuracy": float(knn.score(z_test, y_test)),
+            "silhouette": float(silhouette_score(z_test, y_test)),
+            "davies_bouldin": float(davies_bouldin_score(z_test, y_test)),
+            "calinski_harabasz": float(calinski_harabasz_score(z_test, y_test)),
+            "kmeans_ari": float(adjusted_rand_score(y_test, clusters)),
+            "kmeans_nmi": float(normalized_mutual_info_score(y_test, clusters)),
+            "trustworthiness": float(
+                trustworthiness(
+                    x_test[subset], z_test[subset], n_neighbors=trustworthiness_neighbors
+                )
+            ),
+        }
 
 
 def reconstruction_errors(x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
