@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from aedepth.files import Locked, exclusive
+from aedepth.files import Locked, exclusive, read_json
+from aedepth.jobs import UserFacingError
 
 
 def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
@@ -44,3 +45,13 @@ def test_the_lock_is_released_when_the_block_fails(tmp_path):
         raise RuntimeError("training failed")
     with exclusive(target):  # free again
         pass
+
+
+def test_a_damaged_json_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "depth1_dim2_seed0.json"
+    path.write_text('{"knn_accuracy": 0.8')  # cut off
+    with pytest.raises(UserFacingError) as refused:
+        read_json(path)
+    assert str(refused.value) == (
+        f"{path}: not valid JSON (JSONDecodeError); delete it and run again to remake it"
+    )

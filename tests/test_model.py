@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from aedepth.jobs import UserFacingError
 from aedepth.latents import latent_table, read_latents, write_latents
 from aedepth.model import Autoencoder, encode_images, load_model, reconstruct_images
 
@@ -45,8 +46,21 @@ def test_load_model_round_trip_and_refuses_pickled_code(tmp_path):
             return (print, ("pickled code ran",))
 
     torch.save({"evil": Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(Exception, match="Weights only load failed"):
+    with pytest.raises(UserFacingError) as refused:
         load_model(str(tmp_path / "evil.pt"), hparams)
+    assert str(refused.value) == (
+        f"{tmp_path / 'evil.pt'}: not the weights of this model (UnpicklingError); "
+        "delete it and run again to retrain it"
+    )
+
+
+@pytest.mark.parametrize("content", [b"garbage", b""])
+def test_a_damaged_weights_file_is_one_line_naming_it(tmp_path, content):
+    (tmp_path / "model.pt").write_bytes(content)
+    with pytest.raises(UserFacingError) as refused:
+        load_model(str(tmp_path / "model.pt"), {"widths": [16], "latent_dim": 2})
+    assert str(refused.value).startswith(f"{tmp_path / 'model.pt'}: not the weights of this model")
+    assert "weights_only" not in str(refused.value)
 
 
 def test_latent_parquet_round_trip(tmp_path):

@@ -37,7 +37,13 @@ def write_json(path: str | Path, data: dict) -> None:
 
 
 def read_json(path: str | Path):
-    return json.loads(Path(path).read_text())
+    """The JSON in `path`; a damaged file is refused in one line naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserFacingError(
+            f"{path}: not valid JSON ({type(error).__name__}); delete it and run again to remake it"
+        ) from None
 
 
 class Locked(UserFacingError):

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from aedepth.jobs import UserFacingError
+
 IMAGE_PIXELS = 28 * 28
 
 
@@ -54,9 +56,20 @@ def build_model(hparams: dict) -> Autoencoder:
 
 
 def load_model(weights_path: str, hparams: dict) -> Autoencoder:
-    """Rebuild a trained model; weights_only=True so no pickled code is ever executed."""
+    """Rebuild a trained model; weights_only=True so no pickled code is ever executed.
+
+    A file that is not this model's plain state dict (damaged, foreign, holding pickled
+    objects) is refused in one line naming it; not with torch's advice to load it with
+    weights_only=False, which is the wrong advice for a file nobody should trust.
+    """
     model = build_model(hparams)
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    except Exception as error:
+        raise UserFacingError(
+            f"{weights_path}: not the weights of this model ({type(error).__name__}); "
+            "delete it and run again to retrain it"
+        ) from None
     return model.eval()
 
 
