@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from aedepth.efficiency import parameter_count, study_line, training_flop
+from aedepth.efficiency import study_line, training_flop
+from aedepth.grid import parameter_count
 from aedepth.model import Autoencoder
 
 TSV_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

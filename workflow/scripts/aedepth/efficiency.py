@@ -16,14 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aedepth.cpus import cpu_model
-
-IMAGE_PIXELS = 28 * 28
-
-
-def parameter_count(widths: list[int], latent_dim: int, inputs: int = IMAGE_PIXELS) -> int:
-    """Weights and biases of the mirrored MLP autoencoder."""
-    sizes = [inputs, *widths, latent_dim, *reversed(widths), inputs]
-    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+from aedepth.grid import parameter_count
 
 
 def training_flop(widths: list[int], latent_dim: int, images: int, epochs: int) -> float:
