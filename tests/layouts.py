@@ -25,3 +25,12 @@ COMPARISON_LAYOUT = [
     "n_pairs", "mean_difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict",
     "effect_size", "effect_low", "effect_high", "seeds_for_80_power",
 ]  # fmt: skip
+
+# Every key of config.yaml, as the "unknown config key" message lists them (README, Configuration).
+ALL_KEYS = (
+    "arms, axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
+    "download_retries, download_timeout, early_stopping_patience, epochs, hidden_sizes, "
+    "kmeans_clusters, knn_neighbors, latent_dims, learning_rate, mirrors, param_budget, "
+    "plot_digits, plot_dpi, sample_test_fraction, seeds, source, training_regimes, trainings, "
+    "trustworthiness_neighbors, trustworthiness_samples, validation_fraction"
+)

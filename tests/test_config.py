@@ -10,6 +10,7 @@ import math
 
 import pytest
 import yaml
+from layouts import ALL_KEYS
 from conftest import REPO
 from idx_server import write_fake_mnist
 
@@ -25,13 +26,6 @@ from aedepth.data import IDX_NAMES, idx_size, sample_split_sizes
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
-ALL_KEYS = (
-    "arms, axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
-    "download_retries, download_timeout, early_stopping_patience, epochs, hidden_sizes, "
-    "kmeans_clusters, knn_neighbors, latent_dims, learning_rate, mirrors, param_budget, "
-    "plot_digits, plot_dpi, sample_test_fraction, seeds, source, training_regimes, trainings, "
-    "trustworthiness_neighbors, trustworthiness_samples, validation_fraction"
-)
 MNIST_MD5 = DEFAULTS["datasets"]["mnist"]["checksums"]
 DEPTHS_ALLOWED = "use a non-empty list of distinct integers >= 1, e.g. [1, 2, 3]"
 SEEDS_ALLOWED = "use a non-empty list of distinct integers >= 0, e.g. [0, 1, 2]"

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from layouts import ALL_KEYS
 from conftest import REPO, copy_workflow, snakemake
 from idx_server import (
     IDX_NAMES,
@@ -41,13 +42,6 @@ DATASET = "results/data/dataset.npz"
 WEIGHTS = "results/models/depth1_dim2_seed0/model.pt"
 OFFLINE_HINT = (
     "or work offline with --config source=sample or source=/path/to/folder/with/idx/files"
-)
-ALL_KEYS = (
-    "axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
-    "download_retries, download_timeout, early_stopping_patience, epochs, hidden_sizes, "
-    "kmeans_clusters, knn_neighbors, latent_dims, learning_rate, mirrors, plot_digits, "
-    "plot_dpi, sample_test_fraction, seeds, source, trustworthiness_neighbors, "
-    "trustworthiness_samples, validation_fraction"
 )
 
 
