@@ -393,7 +393,10 @@ def test_folder_with_wrong_files_is_a_clear_error(tmp_path, workflow_dir, change
 
 # --- training: SIGKILL and resume, divergence --------------------------------------------------
 
-EPOCHS = 5
+# Long enough (about 10 s of training on the sample) that a kill after epoch 2, or a second
+# snakemake started once the first holds the lock, always lands while training still runs:
+# with 5 epochs the margin was about 50 ms and the tests raced the machine.
+EPOCHS = 30
 TRAIN_ARGS = (
     "--config", "source=sample", "depths=[1]", "hidden_sizes=[128]", f"epochs={EPOCHS}", "device=cpu"
 )  # fmt: skip
@@ -614,8 +617,7 @@ def test_second_snakemake_is_refused_by_the_lock(workflow_dir):
         WEIGHTS,
         "--cores",
         "2",
-        *[a for a in TRAIN_ARGS if not a.startswith("epochs=")],
-        "epochs=3",
+        *TRAIN_ARGS,
     )
     first = start_snakemake(workflow_dir, *args)
     locks = workflow_dir / ".snakemake" / "locks"
@@ -636,5 +638,5 @@ def test_second_snakemake_is_refused_by_the_lock(workflow_dir):
     assert first.returncode == 0, out + err
     assert "steps (100%) done" in out + err
     history = pd.read_csv(workflow_dir / "results/models/depth1_dim2_seed0/history.csv")
-    assert history["epoch"].tolist() == [1, 2, 3]
+    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
     assert not (workflow_dir / (WEIGHTS + ".checkpoint")).exists()
