@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.random_projection import GaussianRandomProjection
 
 # (x_train, x_test, n_components, seed) -> (z_train, z_test, test reconstructions or None);
 # pixels and reconstructions as float32 in [0, 1].
@@ -32,6 +30,8 @@ class Baseline:
 
 def pca(x_train, x_test, n_components, seed):
     """PCA of the pixels; reconstruction by the inverse map, clipped to [0, 1]."""
+    from sklearn.decomposition import PCA  # here, not at the top: Snakemake imports this module
+
     model = PCA(n_components=n_components, random_state=seed).fit(x_train)
     z_test = model.transform(x_test)
     x_hat = np.clip(model.inverse_transform(z_test), 0.0, 1.0)
@@ -43,6 +43,8 @@ def random_projection(x_train, x_test, n_components, seed):
 
     Reconstruction by the map's pseudo-inverse, clipped to [0, 1].
     """
+    from sklearn.random_projection import GaussianRandomProjection
+
     model = GaussianRandomProjection(
         n_components=n_components, random_state=seed, compute_inverse_components=True
     ).fit(x_train)
