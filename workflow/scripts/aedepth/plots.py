@@ -92,10 +92,17 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, class_names: l
     return fig
 
 
+def _varying(table: pd.DataFrame, conditions: list[str]) -> list[str]:
+    """The conditions that take more than one value in `table`: a value every run shares
+    (the article arm of a one-arm study) says nothing in a legend."""
+    return [c for c in conditions if table[c].nunique(dropna=True) > 1]
+
+
 def _setting_column(table: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
-    """One text per row naming its conditions, e.g. "latent size 2" (the hue of a figure)."""
+    """One text per row naming its conditions, e.g. "latent size 2" (the hue of a figure);
+    callers pass the conditions that vary (`_varying`)."""
     if not conditions:
-        return pd.Series("all runs", index=table.index)
+        return pd.Series("autoencoder", index=table.index)
     return table[conditions].apply(
         lambda row: ", ".join(
             f"{labels.get(c, c)} {row[c]}" for c in conditions if not pd.isna(row[c])
@@ -124,7 +131,7 @@ def metrics_vs_depth(summary: pd.DataFrame, conditions: list[str], labels: dict[
     """One panel per metric against depth, a colour per setting of the conditions: each seed
     a point, the mean over seeds a line with its 95 % t interval as bars, and every baseline
     (by name) a horizontal line at its mean, in the colour of the setting it shares."""
-    table = summary.assign(setting=_setting_column(summary, conditions, labels))
+    table = summary.assign(setting=_setting_column(summary, _varying(summary, conditions), labels))
     long = table.melt(
         id_vars=["method", "setting", COMPARED], value_vars=list(METRICS), var_name="metric"
     ).dropna(subset=["value"])
@@ -277,6 +284,7 @@ def answer_figure(
     seeds against depth, a line per setting (e.g. per arm), every baseline a labelled
     horizontal line, and each depth step's Holm-adjusted verdict as a mark between the two
     depths (▲ better, ▼ worse, ○ no clear difference), in the line's colour."""
+    conditions = _varying(intervals, conditions)
     table = _interval_table(intervals, conditions, labels)
     models = table[table["method"] == AUTOENCODER]
     baselines = table[table["method"] != AUTOENCODER]
@@ -339,7 +347,7 @@ def answer_figure(
 def gap_vs_depth(intervals: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
     """The article's overfitting warning: test minus train loss at the kept epoch against
     depth, mean and 95 % interval over seeds, a line per setting."""
-    table = _interval_table(intervals, conditions, labels)
+    table = _interval_table(intervals, _varying(intervals, conditions), labels)
     rows = table[(table["method"] == AUTOENCODER) & (table["metric"] == "loss_gap")]
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     settings = list(dict.fromkeys(rows["setting"]))
