@@ -27,7 +27,7 @@ def test_the_default_grid_is_the_articles_study_with_a_pca_reference():
     assert grid.conditions == ["latent_dim", "arm", "training"]
     run = grid.run("depth2_dim2_seed1")
     assert (run["depth"], run["latent_dim"], run["seed"]) == (2, 2, 1)
-    assert run.path("weights") == "results/models/depth2_dim2_seed1/model.pt"
+    assert run.path("weights") == "results/mnist/models/depth2_dim2_seed1/model.pt"
     assert run.record() == {
         "model": "depth2_dim2_seed1",
         "method": "autoencoder",

@@ -12,21 +12,24 @@ from aedepth.config import (
     IDX_NAMES,
     ConfigError,
     coerce_cli_lists,
+    data_folder,
     data_settings,
     idx_paths,
     load_schema,
     validate_config,
 )
 from aedepth.grid import (
-    PATHS,
+    RESULTS,
     baseline_hparams,
     build_grid,
     setting_label,
+    study_path,
     training_hparams,
 )
 from aedepth.cpus import training_plan, usable_cpus
 from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
+from aedepth.studies import INTERVALS, SNAPSHOT, find_studies
 
 config.update(coerce_cli_lists(config))
 try:
@@ -40,11 +43,25 @@ except ConfigError as error:
     sys.exit(1)
 
 DATA = data_settings(config)
-DATASET = "results/data/dataset.npz"
+# The study's own folder, results/<study>: every output but the shared data lives under it.
+STUDY = GRID.root
+# The downloaded and prepared data, shared by the studies that read the same (see data_folder).
+DATA_FOLDER = data_folder(config)
+DATASET = f"{DATA_FOLDER}/dataset.npz"
 ENV = "../../envs/aedepth.yaml"
 # Baseline files are the runs' own paths, with the id split into method and setting.
-BASELINE_LATENTS = PATHS["latents"].format(run="{method}_{setting}")
-BASELINE_METRICS = PATHS["metrics"].format(run="{method}_{setting}")
+BASELINE_LATENTS = study_path(STUDY, "latents", "{method}_{setting}")
+BASELINE_METRICS = study_path(STUDY, "metrics", "{method}_{setting}")
+
+
+def in_study(path):
+    """`path` (wildcards allowed) inside the study's folder: how rules name their files."""
+    return f"{STUDY}/{path}"
+
+
+def in_data(path):
+    """`path` inside the shared data folder."""
+    return f"{DATA_FOLDER}/{path}"
 
 
 def one_of(names):
@@ -93,7 +110,7 @@ def source_files(wildcards):
     if config["source"] == "download":
         # ancient: a verified re-download (say, after `mirrors` changed) holds the same bytes,
         # so its new mtime must not rerun the study; changed checksums rerun via params.
-        return [ancient(f"results/data/idx/{name}") for name in IDX_NAMES]
+        return [ancient(in_data(f"idx/{name}")) for name in IDX_NAMES]
     return [str(path) for path in idx_paths(config["source"], IDX_NAMES)]
 
 
@@ -154,22 +171,32 @@ def group_labels(figure):
     return labels
 
 
+def compared_studies():
+    """Every finished study under results/ (as found when the workflow starts) and this one."""
+    found = find_studies(RESULTS) if Path(RESULTS).is_dir() else []
+    return sorted({*map(str, found), STUDY})
+
+
 def final_outputs():
+    fixed = [
+        SNAPSHOT,
+        "summary.csv",
+        "summary.html",
+        "depth_intervals.csv",
+        "depth_comparisons.csv",
+        "findings.md",
+        "figures/answer.png",
+        "figures/gap_vs_depth.png",
+        "figures/reconstructions.png",
+        "figures/metrics_vs_depth.png",
+        "figures/training_curves.png",
+    ]
     return [
-        "results/summary.csv",
-        "results/summary.html",
-        "results/depth_intervals.csv",
-        "results/depth_comparisons.csv",
-        "results/findings.md",
-        "results/figures/answer.png",
-        "results/figures/gap_vs_depth.png",
+        *map(in_study, fixed),
         *of_runs("latents", GRID.runs),
         *expand(
-            "results/figures/{group}_{kind}.png",
+            in_study("figures/{group}_{kind}.png"),
             group=GRID.groups(),
             kind=["reconstructions", "latent"],
         ),
-        "results/figures/reconstructions.png",
-        "results/figures/metrics_vs_depth.png",
-        "results/figures/training_curves.png",
     ]

@@ -7,11 +7,11 @@ localrules:
 
 rule download_idx:
     output:
-        "results/data/idx/{name}",
+        in_data("idx/{name}"),
     log:
-        "results/logs/download_idx/{name}.log",
+        in_data("logs/download_idx/{name}.log"),
     benchmark:
-        "results/benchmarks/download_idx/{name}.tsv"
+        in_data("benchmarks/download_idx/{name}.tsv")
     wildcard_constraints:
         name="|".join(IDX_NAMES),
     conda:
@@ -32,9 +32,9 @@ rule prepare_data:
     output:
         DATASET,
     log:
-        "results/logs/prepare_data.log",
+        in_data("logs/prepare_data.log"),
     benchmark:
-        "results/benchmarks/prepare_data.tsv"
+        in_data("benchmarks/prepare_data.tsv")
     conda:
         ENV
     params:

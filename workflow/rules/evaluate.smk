@@ -10,15 +10,15 @@ localrules:
 rule embed:
     input:
         data=DATASET,
-        weights=PATHS["weights"],
-        hparams=PATHS["hparams"],
+        weights=GRID.pattern("weights"),
+        hparams=GRID.pattern("hparams"),
         code=code_of("embed_latents.py"),
     output:
-        PATHS["latents"],
+        GRID.pattern("latents"),
     log:
-        "results/logs/embed/{run}.log",
+        in_study("logs/embed/{run}.log"),
     benchmark:
-        "results/benchmarks/embed/{run}.tsv"
+        in_study("benchmarks/embed/{run}.tsv")
     conda:
         ENV
     params:
@@ -32,17 +32,17 @@ rule embed:
 rule evaluate:
     input:
         data=DATASET,
-        latents=PATHS["latents"],
-        weights=PATHS["weights"],
-        hparams=PATHS["hparams"],
-        history=PATHS["history"],
+        latents=GRID.pattern("latents"),
+        weights=GRID.pattern("weights"),
+        hparams=GRID.pattern("hparams"),
+        history=GRID.pattern("history"),
         code=code_of("evaluate_latents.py"),
     output:
-        PATHS["metrics"],
+        GRID.pattern("metrics"),
     log:
-        "results/logs/evaluate/{run}.log",
+        in_study("logs/evaluate/{run}.log"),
     benchmark:
-        "results/benchmarks/evaluate/{run}.tsv"
+        in_study("benchmarks/evaluate/{run}.tsv")
     conda:
         ENV
     params:
@@ -60,9 +60,9 @@ rule baseline:
         latents=BASELINE_LATENTS,
         metrics=BASELINE_METRICS,
     log:
-        "results/logs/baseline/{method}_{setting}.log",
+        in_study("logs/baseline/{method}_{setting}.log"),
     benchmark:
-        "results/benchmarks/baseline/{method}_{setting}.tsv"
+        in_study("benchmarks/baseline/{method}_{setting}.tsv")
     conda:
         ENV
     params:
@@ -81,13 +81,13 @@ rule summarize:
         code=code_of("summarize.py"),
     output:
         report(
-            "results/summary.csv",
+            in_study("summary.csv"),
             caption="../report/summary.rst",
             category="Metrics",
             labels={"figure": "summary table (CSV download)"},
         ),
     log:
-        "results/logs/summarize.log",
+        in_study("logs/summarize.log"),
     conda:
         ENV
     params:
@@ -99,17 +99,17 @@ rule summarize:
 
 rule summary_table:
     input:
-        summary="results/summary.csv",
+        summary=in_study("summary.csv"),
         code=code_of("summary_table.py"),
     output:
         report(
-            "results/summary.html",
+            in_study("summary.html"),
             caption="../report/summary.rst",
             category="Metrics",
             labels={"figure": "summary table"},
         ),
     log:
-        "results/logs/summary_table.log",
+        in_study("logs/summary_table.log"),
     conda:
         ENV
     params:
@@ -120,19 +120,19 @@ rule summary_table:
 
 rule compare_depths:
     input:
-        summary="results/summary.csv",
+        summary=in_study("summary.csv"),
         code=code_of("compare_depths.py"),
     output:
-        intervals="results/depth_intervals.csv",
-        comparisons="results/depth_comparisons.csv",
+        intervals=in_study("depth_intervals.csv"),
+        comparisons=in_study("depth_comparisons.csv"),
         findings=report(
-            "results/findings.md",
+            in_study("findings.md"),
             caption="../report/findings.rst",
             category="Metrics",
             labels={"figure": "findings"},
         ),
     log:
-        "results/logs/compare_depths.log",
+        in_study("logs/compare_depths.log"),
     conda:
         ENV
     params:

@@ -17,26 +17,26 @@ localrules:
 
 rule plot_answer:
     input:
-        intervals="results/depth_intervals.csv",
-        comparisons="results/depth_comparisons.csv",
+        intervals=in_study("depth_intervals.csv"),
+        comparisons=in_study("depth_comparisons.csv"),
         code=code_of("plot_answer.py"),
     output:
         answer=report(
-            "results/figures/answer.png",
+            in_study("figures/answer.png"),
             caption="../report/answer.rst",
             category="1. Answer",
             labels={"figure": "the answer at a glance"},
         ),
         gap=report(
-            "results/figures/gap_vs_depth.png",
+            in_study("figures/gap_vs_depth.png"),
             caption="../report/gap_vs_depth.rst",
             category="1. Answer",
             labels={"figure": "overfitting against depth"},
         ),
     log:
-        "results/logs/plot_answer.log",
+        in_study("logs/plot_answer.log"),
     benchmark:
-        "results/benchmarks/plot_answer.tsv"
+        in_study("benchmarks/plot_answer.tsv")
     conda:
         ENV
     params:
@@ -56,16 +56,16 @@ rule plot_reconstructions:
         code=code_of("plot_reconstructions.py"),
     output:
         report(
-            "results/figures/{group}_reconstructions.png",
+            in_study("figures/{group}_reconstructions.png"),
             caption="../report/depth_reconstructions.rst",
             category="Per depth",
             subcategory=lambda wildcards: group_setting(wildcards).capitalize(),
             labels=group_labels("reconstructions"),
         ),
     log:
-        "results/logs/plot_reconstructions/{group}.log",
+        in_study("logs/plot_reconstructions/{group}.log"),
     benchmark:
-        "results/benchmarks/plot_reconstructions/{group}.tsv"
+        in_study("benchmarks/plot_reconstructions/{group}.tsv")
     conda:
         ENV
     params:
@@ -88,15 +88,15 @@ use rule plot_reconstructions as plot_combined with:
         code=code_of("plot_reconstructions.py"),
     output:
         report(
-            "results/figures/reconstructions.png",
+            in_study("figures/reconstructions.png"),
             caption="../report/reconstructions.rst",
             category="Combined",
             labels={"figure": "reconstructions, all depths"},
         ),
     log:
-        "results/logs/plot_combined.log",
+        in_study("logs/plot_combined.log"),
     benchmark:
-        "results/benchmarks/plot_combined.tsv"
+        in_study("benchmarks/plot_combined.tsv")
     params:
         digits=config["plot_digits"],
         dpi=config["plot_dpi"],
@@ -113,16 +113,16 @@ rule plot_latent:
         code=code_of("plot_latent.py"),
     output:
         report(
-            "results/figures/{group}_latent.png",
+            in_study("figures/{group}_latent.png"),
             caption="../report/depth_latent.rst",
             category="Per depth",
             subcategory=lambda wildcards: group_setting(wildcards).capitalize(),
             labels=group_labels("latent space"),
         ),
     log:
-        "results/logs/plot_latent/{group}.log",
+        in_study("logs/plot_latent/{group}.log"),
     benchmark:
-        "results/benchmarks/plot_latent/{group}.tsv"
+        in_study("benchmarks/plot_latent/{group}.tsv")
     conda:
         ENV
     params:
@@ -137,19 +137,19 @@ rule plot_latent:
 
 rule plot_metrics:
     input:
-        summary="results/summary.csv",
+        summary=in_study("summary.csv"),
         code=code_of("plot_metrics.py"),
     output:
         report(
-            "results/figures/metrics_vs_depth.png",
+            in_study("figures/metrics_vs_depth.png"),
             caption="../report/metrics_vs_depth.rst",
             category="Metrics",
             labels={"figure": "metrics against depth"},
         ),
     log:
-        "results/logs/plot_metrics.log",
+        in_study("logs/plot_metrics.log"),
     benchmark:
-        "results/benchmarks/plot_metrics.tsv"
+        in_study("benchmarks/plot_metrics.tsv")
     conda:
         ENV
     params:
@@ -166,15 +166,15 @@ rule plot_training:
         code=code_of("plot_training.py"),
     output:
         report(
-            "results/figures/training_curves.png",
+            in_study("figures/training_curves.png"),
             caption="../report/training_curves.rst",
             category="Combined",
             labels={"figure": "training curves, all depths"},
         ),
     log:
-        "results/logs/plot_training.log",
+        in_study("logs/plot_training.log"),
     benchmark:
-        "results/benchmarks/plot_training.tsv"
+        in_study("benchmarks/plot_training.tsv")
     conda:
         ENV
     params:

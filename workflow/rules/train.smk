@@ -9,13 +9,13 @@ rule train:
         data=DATASET,
         code=code_of("train_model.py"),
     output:
-        weights=PATHS["weights"],
-        hparams=PATHS["hparams"],
-        history=PATHS["history"],
+        weights=GRID.pattern("weights"),
+        hparams=GRID.pattern("hparams"),
+        history=GRID.pattern("history"),
     log:
-        "results/logs/train/{run}.log",
+        in_study("logs/train/{run}.log"),
     benchmark:
-        "results/benchmarks/train/{run}.tsv"
+        in_study("benchmarks/train/{run}.tsv")
     conda:
         ENV
     threads: TRAINING_THREADS
@@ -46,7 +46,7 @@ onsuccess:
             peak = lambda: cached_peak(  # measured only where models were trained
                 Path(".snakemake/aedepth-fp32-peak.json"), usable_cpus()
             )
-            line = study_line(Path("results"), images, peak, since=STARTED)
+            line = study_line(Path(STUDY), images, peak, since=STARTED)
             if line:
                 print(line)
     except Exception as error:  # a summary line must never fail a finished study

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -21,6 +23,7 @@ from aedepth.data import (
     redact,
     sample_split_sizes,
 )
+from aedepth.grid import RESULTS, study_name
 from aedepth.jobs import ConfigError
 
 DATA_SOURCES = ("download", "sample")
@@ -104,6 +107,7 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
             )
         idx_paths(source)
     _check_data_sizes(config)
+    study_name(config)
 
 
 def _mirror_lists(config: dict[str, Any]):
@@ -271,6 +275,27 @@ def data_settings(config: dict[str, Any]) -> dict[str, Any]:
         "checksums": config["checksums"] or dataset["checksums"],
         "classes": dataset["classes"],
     }
+
+
+def data_folder(config: dict[str, Any]) -> str:
+    """The folder of the downloaded and prepared data, shared by every study that reads the
+    same: named by what determines its files, so that no study's settings rewrite another's
+    data. The sample: "sample-test<fraction>" (MNIST digits, whatever the dataset); a download:
+    the dataset's name; a folder: the dataset's name, "folder" and a hash of the folder's path.
+    Checksums other than the dataset's own add "-md5" and a hash of them."""
+    if config["source"] == "sample":
+        return f"{RESULTS}/data/sample-test{config['sample_test_fraction']}"
+    key = config["dataset"]
+    if config["source"] != "download":
+        key += f"-folder-{_short_hash(os.path.abspath(config['source']))}"
+    checksums = data_settings(config)["checksums"]
+    if checksums != config["datasets"][config["dataset"]]["checksums"]:
+        key += f"-md5-{_short_hash(checksums)}"
+    return f"{RESULTS}/data/{key}"
+
+
+def _short_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _reject_non_finite(config: dict[str, Any], schema: dict[str, Any]) -> None:

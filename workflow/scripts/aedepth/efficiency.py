@@ -4,7 +4,8 @@ The FLOP limit of a study is its training FLOPs (6 x parameters x training image
 forward 2, backward 4, the usual count) divided by the machine's fp32 matmul peak (a
 2048^3 product on all usable CPUs, on the faster of torch's default and the oneDNN route):
 no training can take less. `study_line` puts an actual run next to it, from the files the
-workflow writes (results/benchmarks/**.tsv, results/models/*/hparams.json and history.csv).
+workflow writes in a study's folder (results/<study>/benchmarks/**.tsv, models/*/hparams.json and
+history.csv).
 """
 
 from __future__ import annotations

@@ -35,13 +35,20 @@ ARTICLE = "article"
 MATCHED = "matched_params"
 REGIME = "training"
 
-# Where each run's files live; "{run}" is the run's id (the Snakemake wildcard of that name).
+# Every study writes under results/<study>/ (README, "Studies side by side"); these entries of
+# results/ belong to no study, so no study may take their names (compared case-blind: macOS).
+RESULTS = "results"
+SHARED_ENTRIES = ("data", "logs", "studies.csv", "studies.html")
+# A study's name is a folder name: letters, digits, '.', '_', '+' and '-', not starting with '.'.
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# Where each run's files live inside its study's folder; "{run}" is the run's id (the Snakemake
+# wildcard of that name).
 PATHS = {
-    "weights": "results/models/{run}/model.pt",
-    "hparams": "results/models/{run}/hparams.json",
-    "history": "results/models/{run}/history.csv",
-    "latents": "results/latents/{run}.parquet",
-    "metrics": "results/metrics/{run}.json",
+    "weights": "models/{run}/model.pt",
+    "hparams": "models/{run}/hparams.json",
+    "history": "models/{run}/history.csv",
+    "latents": "latents/{run}.parquet",
+    "metrics": "metrics/{run}.json",
 }
 # Hyperparameters every model takes from the config; an axis of the same name overrides one.
 TRAINING_SETTINGS = (
@@ -73,6 +80,7 @@ class Run:
     values: tuple[tuple[str, Any], ...]  # (axis name, value) in grid order
     id: str  # unique in the study; the {run} wildcard
     group: str  # the id without the seed: the runs a per-depth figure shows together
+    root: str  # the study's folder, e.g. "results/mnist"
 
     def __getitem__(self, axis: str) -> Any:
         return dict(self.values)[axis]
@@ -82,11 +90,46 @@ class Run:
         return self.method == AUTOENCODER
 
     def path(self, kind: str) -> str:
-        return PATHS[kind].format(run=self.id)
+        return study_path(self.root, kind, self.id)
 
     def record(self) -> dict[str, Any]:
         """The identity columns of this run's row in metrics JSON and summary.csv."""
         return {"model": self.id, "method": self.method, **dict(self.values)}
+
+
+def study_path(root: str, kind: str, run: str = "{run}") -> str:
+    """The `kind` file (see PATHS) of `run` in the study folder `root`; by default the
+    pattern with the {run} wildcard."""
+    return f"{root}/{PATHS[kind].format(run=run)}"
+
+
+def study_name(config: dict[str, Any]) -> str:
+    """The study's name, its folder under results/: `study`, or else the dataset's name, with
+    "-sample" when the source is the offline sample (so a sample study never writes into a
+    full one's folder), e.g. "mnist", "mnist-sample"."""
+    name = config.get("study")
+    if name is None or name == "":
+        name = config["dataset"] + ("-sample" if config["source"] == "sample" else "")
+        key = f"the name derived from 'dataset' ({name!r})"
+    else:
+        name = str(name)
+        key = f"config key 'study' = {name!r}"
+    if not _STUDY_NAME.match(name):
+        raise ConfigError(
+            f"{key} is not a folder name: set 'study' to letters, digits, '.', '_', '+' "
+            "or '-', starting with a letter or digit"
+        )
+    if name.lower() in SHARED_ENTRIES:
+        raise ConfigError(
+            f"{key} is the name of results/{name.lower()}, which every study shares: "
+            f"set 'study' to another name (not {', '.join(SHARED_ENTRIES)})"
+        )
+    return name
+
+
+def study_root(config: dict[str, Any]) -> str:
+    """The folder every output of the study lives in, e.g. "results/mnist"."""
+    return f"{RESULTS}/{study_name(config)}"
 
 
 def _format_value(value: Any) -> str:
@@ -103,11 +146,17 @@ def _run_id(parts: list[tuple[Axis, Any]]) -> str:
     )
 
 
+def group_id(axes: tuple[Axis, ...], values: dict[str, Any]) -> str:
+    """The id of the group of runs with these axis values (any seed), e.g. "depth1_dim2"."""
+    return _run_id([(axis, values[axis.name]) for axis in axes if axis.name != REPLICATE])
+
+
 @dataclass(frozen=True)
 class Grid:
     axes: tuple[Axis, ...]
     runs: tuple[Run, ...]  # the models first, then each baseline's runs
     baselines: tuple[str, ...]
+    root: str  # the study's folder (study_root), every run's files under it
 
     @property
     def axis_names(self) -> list[str]:
@@ -137,6 +186,10 @@ class Grid:
 
     def run(self, run_id: str) -> Run:
         return self._by_id[run_id]
+
+    def pattern(self, kind: str) -> str:
+        """The `kind` file of any run of the study, with the {run} wildcard."""
+        return study_path(self.root, kind)
 
     def groups(self, method: str = AUTOENCODER) -> dict[str, list[Run]]:
         """Runs of `method` by group (all seeds of one setting of the other axes), in order."""
@@ -203,6 +256,7 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
     `baselines` is the registry (name -> object with a `seeded` attribute).
     """
     axes = read_axes(config)
+    root = study_root(config)
     unknown = [name for name in config["baselines"] if name not in baselines]
     if unknown:
         raise ConfigError(
@@ -210,7 +264,7 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
             f"baseline: use some of {', '.join(baselines)}"
         )
     runs = [
-        _make_run(AUTOENCODER, list(zip(axes, values)), prefix="")
+        _make_run(AUTOENCODER, list(zip(axes, values)), prefix="", root=root)
         for values in itertools.product(*(config[axis.values_key] for axis in axes))
     ]
     for method in config["baselines"]:
@@ -220,22 +274,24 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
             if axis.baselines and (axis.name != REPLICATE or baselines[method].seeded)
         ]
         runs += [
-            _make_run(method, list(zip(used, values)), prefix=f"{method}_")
+            _make_run(method, list(zip(used, values)), prefix=f"{method}_", root=root)
             for values in itertools.product(*(config[axis.values_key] for axis in used))
         ]
     for run in runs:
         if run.is_model:
             _check_training(run, config)
-    return Grid(axes=axes, runs=tuple(runs), baselines=tuple(config["baselines"]))
+    return Grid(axes=axes, runs=tuple(runs), baselines=tuple(config["baselines"]), root=root)
 
 
-def _make_run(method: str, parts: list[tuple[Axis, Any]], prefix: str) -> Run:
-    without_seed = [(axis, value) for axis, value in parts if axis.name != REPLICATE]
+def _make_run(method: str, parts: list[tuple[Axis, Any]], prefix: str, root: str) -> Run:
+    used = tuple(axis for axis, _ in parts)
+    values = {axis.name: value for axis, value in parts}
     return Run(
         method=method,
-        values=tuple((axis.name, value) for axis, value in parts),
+        values=tuple(values.items()),
         id=prefix + _run_id(parts) if parts else method,
-        group=prefix + _run_id(without_seed) if without_seed else method,
+        group=prefix + group_id(used, values) if set(values) - {REPLICATE} else method,
+        root=root,
     )
 
 
