@@ -1,6 +1,8 @@
 """Intervals, paired comparisons and findings on inputs with known answers."""
 
 import math
+import re
+from html import unescape
 
 import pandas as pd
 import pytest
@@ -13,6 +15,8 @@ from aedepth.stats import (
     depth_intervals,
     effect_size,
     findings_markdown,
+    headline,
+    headline_rst,
     holm,
     paired_p_value,
     paired_power,
@@ -164,6 +168,46 @@ def test_findings_with_one_seed_say_so():
     text = findings(table[table.seed == 0])
     assert "1 seed per depth" in text and "single seed" in text
     assert "no clear difference on any of the 9 metrics" in text
+
+
+def table_headline(table, conditions=CONDITIONS):
+    comparisons = depth_comparisons(table[table.method == "autoencoder"], conditions)
+    return headline(table, comparisons, conditions, LABELS)
+
+
+def test_the_headline_follows_the_numbers_and_findings_begin_with_it():
+    assert table_headline(models_table()) == [
+        "1 → 2 hidden layers: mixed: better on 1, worse on 1 of 9 metrics."
+    ]
+    worse = models_table(depth2_knn=(0.50, 0.52, 0.55))
+    assert table_headline(worse) == ["1 → 2 hidden layers: worse on 2 of 9 metrics."]
+    # findings.md: its title, then the headline as bold bullets, then everything else
+    lines = findings(worse).splitlines()
+    assert lines[:4] == [
+        "# Does depth improve the latent representation?",
+        "",
+        "- **1 → 2 hidden layers: worse on 2 of 9 metrics.**",
+        "",
+    ]
+
+
+def test_the_headline_says_first_what_limits_the_answer():
+    table = models_table()
+    one_seed = table_headline(table[table.seed == 0])
+    assert one_seed[0].startswith("With a single seed no difference can be called clear")
+    assert one_seed[1:] == ["1 → 2 hidden layers: no clear difference on any of the 9 metrics."]
+    one_depth = table_headline(table[table.depth == 1])
+    assert one_depth == ["Only one depth was trained, so there is nothing to compare."]
+
+
+def test_headline_rst_shows_the_sentences_as_written():
+    from docutils.core import publish_parts
+
+    sentences = ["1 → 2 hidden layers (arm matched_params): better on 2 of 9 metrics.",
+                 r"a *b* `c` d_ |e| [1]_ \ f"]  # fmt: skip
+    html = publish_parts(headline_rst(sentences), writer="html")["body"]
+    items = re.findall(r"<li>(.*?)</li>", html)
+    assert [unescape(item) for item in items] == sentences
 
 
 def test_comparisons_stay_within_one_latent_size():

@@ -131,6 +131,8 @@ rule compare_depths:
             category="Metrics",
             labels={"figure": "findings"},
         ),
+        # findings.md's headline sentences, which the report's home page includes from beside it
+        headline=in_study("headline.rst"),
     log:
         in_study("logs/compare_depths.log"),
     conda:

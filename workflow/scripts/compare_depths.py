@@ -5,7 +5,13 @@ import pandas as pd
 from aedepth.files import atomic_output
 from aedepth.grid import AUTOENCODER
 from aedepth.jobs import job_log
-from aedepth.stats import depth_comparisons, depth_intervals, findings_markdown
+from aedepth.stats import (
+    depth_comparisons,
+    depth_intervals,
+    findings_markdown,
+    headline,
+    headline_rst,
+)
 
 with job_log(snakemake.log[0]):
     summary = pd.read_csv(snakemake.input.summary)
@@ -30,5 +36,12 @@ with job_log(snakemake.log[0]):
         snakemake.params.dataset if snakemake.params.source != "sample" else None,
         snakemake.params.omit,
     )
-    with atomic_output(snakemake.output.findings) as tmp:
-        tmp.write_text(findings)
+    sentences = headline(
+        summary, comparisons, conditions, snakemake.params.labels, snakemake.params.omit
+    )
+    for text, path in (
+        (findings, snakemake.output.findings),
+        (headline_rst(sentences), snakemake.output.headline),
+    ):
+        with atomic_output(path) as tmp:
+            tmp.write_text(text)

@@ -15,6 +15,7 @@ unseeded one) and appear in the findings beside the models, by name.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,8 @@ PUBLISHED_KNN = {
 VERDICTS = ("better", "worse", "no clear difference")
 # The metrics findings.md shows as levels per depth (all are in the tables).
 HEADLINE_METRICS = ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
+# Characters that start or end inline markup in reStructuredText (a backslash makes them text).
+RST_MARKUP = re.compile(r"[\\`*_|\[\]]")
 
 
 def interval_columns(conditions: list[str]) -> list[str]:
@@ -341,6 +344,69 @@ def _agreement(
     return lines
 
 
+def _shown(models: pd.DataFrame, conditions: list[str], omit: dict | None) -> list[str]:
+    """The conditions sentences name: all but those where every model has the omitted value
+    (a study of the article arm alone need not say "arm article" everywhere); the tables keep
+    every column."""
+    omit = omit or {}
+    return [
+        c
+        for c in conditions
+        if not (c in omit and c in models and (models[c].astype(str) == str(omit[c])).all())
+    ]
+
+
+def headline(
+    summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    conditions: list[str],
+    labels: dict[str, str],
+    omit: dict | None = None,
+) -> list[str]:
+    """The answer in a few plain sentences (no markup): findings.md begins with them and the
+    report's home page shows them. One per depth step (and setting): how the deeper model
+    fares on the metrics by the Holm-adjusted verdicts; first, that a single seed cannot call
+    any difference clear; or that only one depth was trained."""
+    metric_rows = comparisons[comparisons["metric"].isin(list(METRICS))]
+    if metric_rows.empty:
+        return ["Only one depth was trained, so there is nothing to compare."]
+    models = summary[summary["method"] == AUTOENCODER]
+    sentences = []
+    if models[REPLICATE].nunique() < 2:
+        sentences.append(
+            "With a single seed no difference can be called clear: "
+            "add seeds (e.g. --config seeds=[0,1,2]) to answer the question."
+        )
+    shown = _shown(models, conditions, omit)
+    several = len(list(_groups(metric_rows, conditions))) > 1
+    for _, group in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED]):
+        n_better, n_worse = ((group["verdict"] == v).sum() for v in ("better", "worse"))
+        if n_better and not n_worse:
+            answer = f"better on {n_better} of {len(group)} metrics"
+        elif n_worse and not n_better:
+            answer = f"worse on {n_worse} of {len(group)} metrics"
+        elif n_better or n_worse:
+            answer = f"mixed: better on {n_better}, worse on {n_worse} of {len(group)} metrics"
+        else:
+            answer = f"no clear difference on any of the {len(group)} metrics"
+        sentences.append(
+            f"{_step_in_setting(next(group.itertuples()), shown, labels, several)}: {answer}."
+        )
+    return sentences
+
+
+def _step_in_setting(row, shown: list[str], labels: dict[str, str], several: bool) -> str:
+    """e.g. "1 → 2 hidden layers (latent size 8)"; the setting only where there are several."""
+    setting = _setting(row, shown, labels)
+    return f"{_step(row)} hidden layers{f' ({setting})' if several and setting else ''}"
+
+
+def headline_rst(sentences: list[str]) -> str:
+    """The headline as a reStructuredText bullet list, its text escaped (the report's home page
+    includes it)."""
+    return "".join("- " + RST_MARKUP.sub(r"\\\g<0>", s) + "\n" for s in sentences)
+
+
 def findings_markdown(
     summary: pd.DataFrame,
     intervals: pd.DataFrame,
@@ -357,14 +423,7 @@ def findings_markdown(
     (but the published reference points of `dataset`, which are cited as such).
     """
     models = summary[summary["method"] == AUTOENCODER]
-    # Sentences name a condition unless every model has its omitted value (e.g. a study of the
-    # article arm alone need not say "arm article" everywhere); the tables keep every column.
-    omit = omit or {}
-    shown = [
-        c
-        for c in conditions
-        if not (c in omit and c in models and (models[c].astype(str) == str(omit[c])).all())
-    ]
+    shown = _shown(models, conditions, omit)
     seeds = sorted(int(s) for s in models[REPLICATE].unique())
     depths = sorted(int(d) for d in models[COMPARED].unique())
     baselines = [m for m in summary["method"].unique() if m != AUTOENCODER]
@@ -373,6 +432,11 @@ def findings_markdown(
     gap_rows = comparisons[~comparisons["metric"].isin(list(METRICS))]
     lines = [
         "# Does depth improve the latent representation?",
+        "",
+        *(
+            f"- **{sentence}**"
+            for sentence in headline(summary, comparisons, conditions, labels, omit)
+        ),
         "",
         f"Data: {data}. Depths compared: {', '.join(map(str, depths))}. "
         f"This rests on {len(seeds)} seed{'s' if len(seeds) != 1 else ''} per depth "
@@ -384,34 +448,13 @@ def findings_markdown(
         f"Baselines: {', '.join(baselines) if baselines else 'none'}.",
         "",
     ]
-    if comparisons.empty:
-        lines.append("Only one depth was trained, so there is nothing to compare.")
-    else:
-        if len(seeds) < 2:
-            lines += [
-                "**With a single seed no difference can be called clear.** "
-                "Add seeds (e.g. `--config seeds=[0,1,2]`) to answer the question.",
-                "",
-            ]
-        lines += ["## Answer", ""]
+    if not comparisons.empty:
+        lines += ["## Verdicts per metric", ""]
         several = len(list(_groups(metric_rows, conditions))) > 1
         for _, group in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED]):
             first = next(group.itertuples())
             by_verdict = {v: group[group["verdict"] == v] for v in VERDICTS}
-            n_better, n_worse = len(by_verdict["better"]), len(by_verdict["worse"])
-            if n_better and not n_worse:
-                headline = f"better on {n_better} of {len(group)} metrics"
-            elif n_worse and not n_better:
-                headline = f"worse on {n_worse} of {len(group)} metrics"
-            elif n_better or n_worse:
-                headline = (
-                    f"mixed: better on {n_better}, worse on {n_worse} of {len(group)} metrics"
-                )
-            else:
-                headline = f"no clear difference on any of the {len(group)} metrics"
-            setting = _setting(first, shown, labels)
-            where = f" ({setting})" if several and setting else ""
-            lines.append(f"- **{_step(first)} hidden layers{where}: {headline}.**")
+            lines.append(f"- {_step_in_setting(first, shown, labels, several)}:")
             key = tuple(_value(getattr(first, c)) for c in conditions)
             previous, depth = getattr(first, f"previous_{COMPARED}"), getattr(first, COMPARED)
             for name in VERDICTS:
@@ -515,7 +558,7 @@ def findings_markdown(
                 + f"{dataset} (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11)): "
                 + ", ".join(f"{name} {value:.3f}" for name, value in published.items())
             )
-    headline = [m for m in HEADLINE_METRICS if m in set(intervals["metric"])]
+    level_metrics = [m for m in HEADLINE_METRICS if m in set(intervals["metric"])]
     params = (
         models.groupby([*conditions, COMPARED], dropna=False)["params"].first()
         if "params" in models
@@ -525,8 +568,8 @@ def findings_markdown(
         "",
         "## Levels (test split; mean and 95 % interval over seeds)",
         "",
-        "| run | parameters | " + " | ".join(headline) + " |",
-        "| --- | --- |" + " --- |" * len(headline),
+        "| run | parameters | " + " | ".join(level_metrics) + " |",
+        "| --- | --- |" + " --- |" * len(level_metrics),
     ]
     for _, group in _groups(intervals, ["method", *conditions, COMPARED]):
         first = next(group.itertuples())
@@ -542,7 +585,7 @@ def findings_markdown(
         table = group.set_index("metric")
         cells = [
             _level(next(table.loc[[m]].itertuples())) if m in table.index else "n/a"
-            for m in headline
+            for m in level_metrics
         ]
         lines.append(
             f"| {name}{', ' + setting if setting else ''} | {count} | " + " | ".join(cells) + " |"
