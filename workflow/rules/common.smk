@@ -157,7 +157,9 @@ def group_setting(wildcards):
 
 
 def group_labels(figure):
-    """Report labels of a per-group figure: its name and the group's axis values."""
+    """Report labels of a per-group figure: the group's axis values, then its name. The name
+    last: Snakemake shows a label after the first with two values as a toggle, so a group's
+    row switches between its latent space and reconstructions."""
 
     def labels(wildcards):
         run = GRID.groups()[wildcards.group][0]
@@ -166,7 +168,7 @@ def group_labels(figure):
             for name, value in run.values
             if name not in GRID.omitted or value != GRID.omitted[name]
         }
-        return {"figure": figure, **values} | {GRID.labels["seed"]: "median kNN"}
+        return values | {GRID.labels["seed"]: "median kNN", "figure": figure}
 
     return labels
 
