@@ -1,0 +1,360 @@
+"""The latent explorer: one self-contained HTML page (Bokeh, its JavaScript inlined) that shows
+a fixed subsample of the test set in the latent space of any run of the study.
+
+Every run shows the same test images (a stratified subsample, `stratified_subsample`), so the
+page stays a few MB and a selection follows its points from one run to the next. Images and
+reconstructions travel as small PNG data URIs: opening the page fetches nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from bokeh.document import Document
+from bokeh.embed import file_html
+from bokeh.layouts import column, row
+from bokeh.models import (
+    BoxSelectTool,
+    CategoricalColorMapper,
+    ColumnDataSource,
+    CustomJS,
+    Div,
+    HoverTool,
+    LassoSelectTool,
+    Select,
+    WheelZoomTool,
+)
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+from bokeh.resources import INLINE
+
+from aedepth.files import atomic_output
+from aedepth.grid import REPLICATE, REQUIRED_AXES, setting_label
+from aedepth.plots import project_2d
+
+SUBSAMPLE_SEED = 0  # the draw is part of the page's definition: every build shows the same images
+THUMBNAIL_PIXELS = 56  # tooltip size of a 28x28 image: each pixel drawn 2x2, unsmoothed
+GREY_LEVELS = 16  # 4 bits a pixel
+NO_DECODER = "a baseline has no decoder: no reconstruction"
+# The hover tooltip: the image and its reconstruction (a baseline's is an empty square).
+_THUMBNAIL = (
+    f'<img src="@{{{{column}}}}" width="{THUMBNAIL_PIXELS}" height="{THUMBNAIL_PIXELS}" '
+    'style="image-rendering:pixelated;border:1px solid #bbb">'
+)
+TOOLTIP = (
+    '<div><b>@label</b> (test image @index)</div><div style="display:flex;gap:6px">'
+    f'<figure style="margin:0">{_THUMBNAIL.replace("{column}", "image")}'
+    "<figcaption>image</figcaption></figure>"
+    f'<figure style="margin:0;max-width:120px">{_THUMBNAIL.replace("{column}", "reconstruction")}'
+    "<figcaption>@caption</figcaption></figure></div>"
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """One run as the explorer shows it: its subsampled test points in 2-D and their
+    reconstructions (intensities in [0, 1], one row of 784 per point; None for a baseline)."""
+
+    method: str
+    values: dict[str, str]  # axis name -> value as text; only the axes the run has
+    title: str
+    points: np.ndarray  # (n, 2)
+    axis_names: tuple[str, str]
+    reconstructions: np.ndarray | None
+
+
+def stratified_subsample(labels: np.ndarray, size: int, seed: int = SUBSAMPLE_SEED) -> np.ndarray:
+    """Indices of `size` test points (all, if there are fewer): each class in proportion to its
+    share of `labels` (largest remainders round), drawn at random within the class; grouped
+    by class in class order (so the legend lists the classes in order), ascending within one.
+
+    It depends on the labels alone, so every run of a study gets the same points."""
+    classes, counts = np.unique(labels, return_counts=True)
+    taken = counts.copy()
+    if size < len(labels):
+        quotas = counts * size / len(labels)
+        taken = np.floor(quotas).astype(int)
+        for position in np.argsort(taken - quotas, kind="stable")[: size - taken.sum()]:
+            taken[position] += 1  # the largest remainders
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [
+            np.sort(rng.choice(np.flatnonzero(labels == label), size=count, replace=False))
+            for label, count in zip(classes, taken)
+        ]
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def thumbnail_uri(intensities: np.ndarray) -> str:
+    """A 28x28 image (intensities in [0, 1], any shape of 784) as a PNG data URI, drawn dark on
+    light like the PNG figures (gray_r), in GREY_LEVELS levels.
+
+    Written by hand as a 4-bit greyscale PNG: it needs no palette, so a reconstruction takes
+    ~260 bytes instead of the ~310 of Pillow's 4-bit palette PNG (~530 at 8 bits), which
+    keeps the default study's page at about 5 MB."""
+    levels = np.round(np.clip(intensities, 0, 1) * (GREY_LEVELS - 1)).astype(np.uint8)
+    grey = (GREY_LEVELS - 1 - levels).reshape(28, 28)  # 0 is black in a greyscale PNG
+    packed = (grey[:, 0::2] << 4) | grey[:, 1::2]  # two pixels a byte
+    scanlines = b"".join(b"\0" + row.tobytes() for row in packed)  # filter type 0: none
+    header = struct.pack(">IIBBBBB", 28, 28, 4, 0, 0, 0, 0)  # 4 bits, greyscale
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(scanlines, 9))
+        + _png_chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def run_view(
+    record: dict,
+    labels: dict[str, str],
+    omit: dict,
+    z_test: np.ndarray,
+    subsample: np.ndarray,
+    reconstructions: np.ndarray | None,
+) -> View:
+    """A run's view: its whole test set projected as the PNG figures project it (project_2d:
+    the first two principal components above 2-D), then the subsample's rows taken.
+
+    `record` is the run's (aedepth.grid.Run.record), `labels` and `omit` the grid's."""
+    points, axis_names = project_2d(z_test)
+    title = ", ".join(
+        part
+        for part in (
+            record["method"],
+            setting_label(record, list(labels), labels, omit),
+            f"seed {record[REPLICATE]}" if record.get(REPLICATE) is not None else "",
+        )
+        if part
+    )
+    return View(
+        method=record["method"],
+        values={axis: str(record[axis]) for axis in labels if record.get(axis) is not None},
+        title=title,
+        points=np.asarray(points[subsample], dtype=np.float32),
+        axis_names=axis_names,
+        reconstructions=reconstructions,
+    )
+
+
+def _view_source(view: View) -> ColumnDataSource:
+    """The columns a view swaps in: its points, reconstructions and their caption."""
+    if view.reconstructions is None:
+        blank = thumbnail_uri(np.zeros(28 * 28))
+        thumbnails, caption = [blank] * len(view.points), NO_DECODER
+    else:
+        thumbnails, caption = [thumbnail_uri(r) for r in view.reconstructions], "reconstruction"
+    return ColumnDataSource(
+        {
+            "x": view.points[:, 0],
+            "y": view.points[:, 1],
+            "reconstruction": thumbnails,
+            "caption": [caption] * len(view.points),
+        }
+    )
+
+
+def _axis_options(views: list[View], axis_labels: dict[str, str]) -> dict[str, list[str]]:
+    """The values offered per axis: every axis the study varies, and always depth, latent size
+    and seed; in the order of the grid's axes, values in numeric order where they are numbers."""
+
+    def order(value: str):
+        try:
+            return (0, float(value), value)
+        except ValueError:
+            return (1, 0.0, value)
+
+    options = {}
+    for axis in axis_labels:
+        values = sorted({view.values[axis] for view in views if axis in view.values}, key=order)
+        if len(values) > 1 or (values and axis in REQUIRED_AXES):
+            options[axis] = values
+    return options
+
+
+# Swap the shown run: the view whose method is chosen and whose axis values match every
+# select (a baseline has no depth, say: the axes it lacks are disabled and ignored).
+_SWITCH = """
+const method = method_select.value;
+const wanted = {};
+for (const [axis, select] of Object.entries(selects)) wanted[axis] = select.value;
+const position = catalogue.findIndex((view) => view.method === method &&
+    Object.entries(view.values).every(([axis, value]) => !(axis in wanted) || wanted[axis] === value));
+for (const [axis, select] of Object.entries(selects))
+    select.disabled = !catalogue.some((view) => view.method === method && axis in view.values);
+if (position < 0) { status.text = "No run of the study has these values."; return; }
+const view = catalogue[position];
+const data = views[position].data;
+source.data = {...source.data, x: data.x, y: data.y, reconstruction: data.reconstruction,
+    caption: data.caption};
+plot.title.text = view.title;
+xaxis.axis_label = view.x_name;
+yaxis.axis_label = view.y_name;
+status.text = "Showing: " + view.title;
+"""
+
+# The class counts of the selected points (box or lasso), in class order.
+_COUNT = """
+const counts = new Map(classes.map((name) => [name, 0]));
+for (const i of source.selected.indices) counts.set(source.data.label[i], counts.get(source.data.label[i]) + 1);
+const total = source.selected.indices.length;
+if (total === 0) { counts_div.text = empty; return; }
+let rows = "";
+for (const [name, count] of counts) if (count > 0) rows += `<tr><td>${name}</td><td style="text-align:right">${count}</td></tr>`;
+counts_div.text = `<b>Selection: ${total} points</b><table class="aedepth-counts">` +
+    `<tr><th>class</th><th>points</th></tr>${rows}</table>`;
+"""
+
+
+def page_note(shown: int, total: int, seed: int = SUBSAMPLE_SEED) -> str:
+    """What the page shows and how its points were drawn (HTML, at the top of the page)."""
+    sample = (
+        f"all {total} test images"
+        if shown == total
+        else f"{shown} of the {total} test images, drawn once for the whole page: stratified by "
+        f"class (each class in proportion to its share of the test set, at random within the "
+        f"class, seed {seed})"
+    )
+    return (
+        f"<p>Each point is one test image in the latent space of the chosen run: {sample}. "
+        "Every run shows the same images, so a selection follows its points when you switch "
+        "runs. Hover a point to see the image and the run's reconstruction of it (28x28 PNG "
+        f"thumbnails in {GREY_LEVELS} grey levels, embedded in the page); select points with the box or lasso tool to count "
+        "them by class. Codes wider than 2 are drawn by their first two principal components, "
+        "as in the PNG figures. A baseline (e.g. PCA) has no decoder, so no reconstruction.</p>"
+    )
+
+
+def explorer_page(
+    views: list[View],
+    subsample: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    axis_labels: dict[str, str],
+    title: str,
+) -> str:
+    """The HTML page. `subsample` holds the test indices shown, `images` their originals
+    (intensities in [0, 1], one row per point) and `labels` their classes, shared by every
+    view; `labels` has the length of the whole test set (for the page's note)."""
+    names = [class_names[int(label)] for label in labels[subsample]]
+    first = views[0]
+    view_sources = [_view_source(view) for view in views]
+    source = ColumnDataSource(
+        name="shown",
+        data={
+            "x": first.points[:, 0],
+            "y": first.points[:, 1],
+            "label": names,
+            "index": subsample,
+            "image": [thumbnail_uri(image) for image in images],
+            # filled in by `switch` when the page has loaded: one copy of each view's thumbnails
+            "reconstruction": [""] * len(subsample),
+            "caption": [""] * len(subsample),
+        },
+    )
+    plot = figure(
+        name="latent-space",
+        width=720,
+        height=620,
+        title=first.title,
+        tools="pan,wheel_zoom,reset,save",
+        x_axis_label=first.axis_names[0],
+        y_axis_label=first.axis_names[1],
+    )
+    classes = [name for name in class_names if name in set(names)]
+    colours = CategoricalColorMapper(factors=classes, palette=Category10_10[: len(classes)])
+    scatter = plot.scatter(
+        "x",
+        "y",
+        source=source,
+        size=6,
+        alpha=0.75,
+        color={"field": "label", "transform": colours},
+        legend_field="label",
+    )
+    plot.legend.title = "class"
+    plot.add_layout(plot.legend[0], "right")
+    plot.add_tools(
+        HoverTool(
+            renderers=[scatter],
+            tooltips=TOOLTIP,
+        ),
+        box_select := BoxSelectTool(renderers=[scatter]),
+        LassoSelectTool(renderers=[scatter]),
+    )
+    plot.toolbar.active_drag = box_select  # selecting is what the page is for; pan is a click away
+    plot.toolbar.active_scroll = plot.select_one(WheelZoomTool)
+    method_select = Select(
+        title="method",
+        value=first.method,
+        options=list(dict.fromkeys(view.method for view in views)),
+    )
+    selects = {
+        axis: Select(
+            title=axis_labels[axis], value=first.values.get(axis, values[0]), options=values
+        )
+        for axis, values in _axis_options(views, axis_labels).items()
+    }
+    status = Div(text=f"Showing: {first.title}")
+    empty = "<i>Select points (box or lasso tool) to count them by class.</i>"
+    counts_div = Div(name="class-counts", text=empty, width=220)
+    catalogue = [
+        {
+            "method": view.method,
+            "values": view.values,
+            "title": view.title,
+            "x_name": view.axis_names[0],
+            "y_name": view.axis_names[1],
+        }
+        for view in views
+    ]
+    switch = CustomJS(
+        args={
+            "method_select": method_select,
+            "selects": selects,
+            "catalogue": catalogue,
+            "views": view_sources,
+            "source": source,
+            "plot": plot,
+            "xaxis": plot.xaxis[0],
+            "yaxis": plot.yaxis[0],
+            "status": status,
+        },
+        code=_SWITCH,
+    )
+    for select in [method_select, *selects.values()]:
+        select.js_on_change("value", switch)
+    source.selected.js_on_change(
+        "indices",
+        CustomJS(
+            args={"source": source, "classes": classes, "counts_div": counts_div, "empty": empty},
+            code=_COUNT,
+        ),
+    )
+    layout = column(
+        Div(text=f"<h2>{title}</h2>{page_note(len(subsample), len(labels))}", width=960),
+        row(method_select, *selects.values()),
+        status,
+        row(plot, counts_div),
+    )
+    document = Document()
+    document.add_root(layout)
+    document.js_on_event("document_ready", switch)
+    return file_html(document, resources=INLINE, title=title)
+
+
+def write_page(path: str | Path, html: str) -> None:
+    """Write atomically: a killed job never leaves a complete-looking page."""
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(html, encoding="utf-8")
