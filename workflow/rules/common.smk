@@ -192,6 +192,7 @@ def final_outputs():
         "figures/reconstructions.png",
         "figures/metrics_vs_depth.png",
         "figures/training_curves.png",
+        "explorer.html",
     ]
     return [
         *map(in_study, fixed),
