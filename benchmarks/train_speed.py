@@ -50,7 +50,7 @@ from aedepth.efficiency import fp32_peak  # noqa: E402
 from aedepth.model import Autoencoder  # noqa: E402
 from aedepth.train import train  # noqa: E402
 
-DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/dataset.npz")
+DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/mnist/dataset.npz")
 COLUMNS = (
     "loop",
     "depth",
@@ -90,7 +90,7 @@ def load_data(source: str | None) -> tuple[dict[str, np.ndarray], str]:
             sys.exit(f"{path}: neither a folder of IDX files nor a dataset .npz")
     sys.exit(
         "no data found: pass --data FOLDER (the four MNIST or Fashion-MNIST IDX files), "
-        "e.g. after `apt-get install dataset-fashion-mnist`, or a workflow results/data/dataset.npz"
+        "e.g. after `apt-get install dataset-fashion-mnist`, or a workflow results/data/<data>/dataset.npz"
     )
 
 

@@ -34,3 +34,14 @@ ALL_KEYS = (
     "plot_digits, plot_dpi, sample_test_fraction, seeds, source, study, training_regimes, trainings, "
     "trustworthiness_neighbors, trustworthiness_samples, validation_fraction"
 )
+
+
+def studies_headline_layout(groups: list[str]) -> list[str]:
+    """The headline columns of results/studies.csv (after study and the differing config keys):
+    per autoencoder group, e.g. depth1_dim2, each metric's mean over seeds and its interval."""
+    return [
+        f"{group}_{metric}{statistic}"
+        for group in groups
+        for metric in ("knn_accuracy", "silhouette", "trustworthiness")
+        for statistic in ("", "_ci_low", "_ci_high")
+    ]

@@ -74,7 +74,7 @@ def test_no_rule_script_or_analysis_code_was_edited(extended):
 
 
 def test_the_new_axis_and_baseline_have_their_rows_in_the_summary(extended):
-    summary = pd.read_csv(extended / "results/summary.csv")
+    summary = pd.read_csv(extended / "results/mnist-sample/summary.csv")
     assert "learning_rate" in summary.columns
     models = summary[summary["method"] == "autoencoder"]
     assert len(models) == 2 * 2 * len(LEARNING_RATES)
@@ -85,13 +85,15 @@ def test_the_new_axis_and_baseline_have_their_rows_in_the_summary(extended):
     assert 0 < toy["knn_accuracy"] < 1 and pd.isna(toy["reconstruction_bce"])
     # the axis value reached training: it overrides the learning_rate setting
     hparams = json.loads(
-        (extended / "results/models/depth1_dim2_seed0_lr0.003/hparams.json").read_text()
+        (
+            extended / "results/mnist-sample/models/depth1_dim2_seed0_lr0.003/hparams.json"
+        ).read_text()
     )
     assert hparams["learning_rate"] == 0.003
 
 
 def test_intervals_and_comparisons_are_per_learning_rate(extended):
-    intervals = pd.read_csv(extended / "results/depth_intervals.csv")
+    intervals = pd.read_csv(extended / "results/mnist-sample/depth_intervals.csv")
     assert "learning_rate" in intervals.columns
     models = intervals[intervals["method"] == "autoencoder"]
     assert models.groupby(["learning_rate", "depth"]).size().to_dict() == {
@@ -100,16 +102,16 @@ def test_intervals_and_comparisons_are_per_learning_rate(extended):
         for d in (1, 2)  # 9 metrics and the loss gap
     }
     assert (intervals["method"] == "centre_pixels").sum() == 7  # no reconstruction metrics
-    comparisons = pd.read_csv(extended / "results/depth_comparisons.csv")
+    comparisons = pd.read_csv(extended / "results/mnist-sample/depth_comparisons.csv")
     assert sorted(comparisons["learning_rate"].unique()) == LEARNING_RATES
     assert (comparisons["n_pairs"] == 2).all()
-    findings = (extended / "results/findings.md").read_text()
+    findings = (extended / "results/mnist-sample/findings.md").read_text()
     assert "1 → 2 hidden layers (latent size 2, lr 0.003)" in findings
     assert "| baseline centre_pixels, latent size 2 |" in findings
 
 
 def test_figures_exist_per_setting_and_show_the_new_values(extended):
-    figures = extended / "results/figures"
+    figures = extended / "results/mnist-sample/figures"
     for depth in (1, 2):
         for lr in LEARNING_RATES:
             for kind in ("latent", "reconstructions"):

@@ -38,8 +38,12 @@ from aedepth.model import build_model, load_model
 from aedepth.train import TrainingDiverged, train
 
 SAMPLE = ("--cores", "2", "--config", "source=sample")
-DATASET = "results/data/dataset.npz"
-WEIGHTS = "results/models/depth1_dim2_seed0/model.pt"
+# The job that prepares the data, as a target: its file's folder under results/data is named
+# by the source and checksums (aedepth.config.data_folder), so tests look for it by name.
+PREPARE = "prepare_data"
+# The sample study's folder: its default name is the dataset's, -sample for the sample source.
+STUDY = "results/mnist-sample"
+WEIGHTS = f"{STUDY}/models/depth1_dim2_seed0/model.pt"
 OFFLINE_HINT = (
     "or work offline with --config source=sample or source=/path/to/folder/with/idx/files"
 )
@@ -159,6 +163,16 @@ BAD_CLI_CONFIGS = {
         "aedepth: config key 'seeds[1]' = 1.5 is invalid (1.5 is not of type 'integer'): "
         "use a non-empty list of distinct integers >= 0, e.g. [0, 1, 2]",
     ),
+    "study=data": (
+        ["study=data"],
+        "aedepth: config key 'study' = 'data' is the name of results/data, which every study "
+        "shares: set 'study' to another name (not data, logs, studies.csv, studies.html)",
+    ),
+    "study=a/b": (
+        ["study=a/b"],
+        "aedepth: config key 'study' = 'a/b' is not a folder name: set 'study' to letters, "
+        "digits, '.', '_', '+' or '-', starting with a letter or digit",
+    ),
     "device=tpu": (
         ["device=tpu"],
         "aedepth: config key 'device' = 'tpu' is invalid "
@@ -205,12 +219,17 @@ def test_cli_lists_of_numbers_are_accepted(workflow_dir):
     planned = output_of(run)
     for depth in (1, 2, 4):
         for seed in (0, 3):
-            assert f"results/models/depth{depth}_dim2_seed{seed}/model.pt" in planned
+            assert f"{STUDY}/models/depth{depth}_dim2_seed{seed}/model.pt" in planned
     assert "depth3_dim2_seed" not in planned
     assert not (workflow_dir / "results").exists()
 
 
 # --- data faults -----------------------------------------------------------------------------
+
+
+def prepared(workdir: Path) -> list[Path]:
+    """Every prepared dataset under results/data (each data folder holds at most one)."""
+    return sorted((workdir / "results/data").rglob("dataset.npz"))
 
 
 def write_configfile(folder: Path, **config) -> Path:
@@ -247,19 +266,20 @@ def test_each_failing_mirror_falls_through_to_the_next(tmp_path, workflow_dir, m
     refused = closed_port_url()
     mirrors = [f"{refused}/", f"{base}/missing/", f"{base}/err/", f"{base}/slow/", f"{base}/good/"]
     configfile = download_config(tmp_path, mirrors, checksums)
-    snakemake(workflow_dir, DATASET, "--cores", "2", "--configfile", str(configfile))
+    snakemake(workflow_dir, PREPARE, "--cores", "2", "--configfile", str(configfile))
+    [data] = (workflow_dir / "results/data").iterdir()
     for name, md5 in checksums.items():
-        raw = (workflow_dir / "results/data/idx" / name).read_bytes()
+        raw = (data / "idx" / name).read_bytes()
         assert hashlib.md5(raw).hexdigest() == md5
         for mirror in ("missing", "err", "slow", "good"):
             assert requests.count(f"/{mirror}/{name}.gz") == 1
-        log = (workflow_dir / f"results/logs/download_idx/{name}.log").read_text()
+        log = (data / f"logs/download_idx/{name}.log").read_text()
         assert f"{refused}/{name}.gz: [Errno 111] Connection refused" in log
         assert f"{base}/missing/{name}.gz: HTTP 404" in log
         assert f"{base}/err/{name}.gz: HTTP 500" in log
         assert f"{base}/slow/{name}.gz: timed out after 2 s" in log
         assert f"{base}/good/{name}.gz: " in log and "MD5 ok" in log
-    assert (workflow_dir / DATASET).is_file()
+    assert prepared(workflow_dir) == [data / "dataset.npz"]
 
 
 @pytest.mark.workflow
@@ -269,7 +289,7 @@ def test_all_mirrors_failing_is_one_line_and_no_file(tmp_path, workflow_dir, mir
     mirrors = [f"{refused}/", f"{base}/missing/", f"{base}/err/", f"{base}/slow/"]
     configfile = download_config(tmp_path, mirrors, checksums)
     run = snakemake(
-        workflow_dir, DATASET, "--cores", "2", "--configfile", str(configfile), check=False
+        workflow_dir, PREPARE, "--cores", "2", "--configfile", str(configfile), check=False
     )
     assert run.returncode != 0
     errors = lines_starting(run, "aedepth error:")
@@ -283,8 +303,9 @@ def test_all_mirrors_failing_is_one_line_and_no_file(tmp_path, workflow_dir, mir
             f"check the network or the `mirrors:` list, {OFFLINE_HINT}"
         )
     assert len(set(errors)) == len(errors)
-    # no complete-looking (or partial) file anywhere under results/data
-    assert files_under(workflow_dir / "results/data") == []
+    # no complete-looking (or partial) file anywhere under results/data: only the jobs' logs
+    [data] = (workflow_dir / "results/data").iterdir()
+    assert [name for name in files_under(data) if not name.startswith("logs/")] == []
 
 
 @pytest.mark.workflow
@@ -296,7 +317,7 @@ def test_truncated_download_is_rejected_naming_the_file(tmp_path, workflow_dir):
     with serve_folder(served) as base:
         configfile = download_config(tmp_path, [f"{base}/"], checksums)
         run = snakemake(
-            workflow_dir, DATASET, "--cores", "1", "--configfile", str(configfile), check=False
+            workflow_dir, PREPARE, "--cores", "1", "--configfile", str(configfile), check=False
         )
     assert run.returncode != 0
     assert lines_starting(run, "aedepth error:") == [
@@ -304,8 +325,8 @@ def test_truncated_download_is_rejected_naming_the_file(tmp_path, workflow_dir):
         "corrupt gzip for train-images-idx3-ubyte); "
         f"check the network or the `mirrors:` list, {OFFLINE_HINT}"
     ]
-    assert not (workflow_dir / "results/data/idx/train-images-idx3-ubyte").exists()
-    assert not (workflow_dir / DATASET).exists()
+    assert not list((workflow_dir / "results/data").rglob("train-images-idx3-ubyte"))
+    assert prepared(workflow_dir) == []
 
 
 def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray], edit=None) -> dict[str, str]:
@@ -323,7 +344,7 @@ def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray], edit=None) -> 
 
 def run_folder_source(tmp_path, workdir, folder, checksums):
     configfile = write_configfile(tmp_path, source=str(folder), checksums=checksums)
-    return snakemake(workdir, DATASET, "--cores", "1", "--configfile", str(configfile), check=False)
+    return snakemake(workdir, PREPARE, "--cores", "1", "--configfile", str(configfile), check=False)
 
 
 @pytest.mark.workflow
@@ -343,7 +364,7 @@ def test_folder_file_failing_its_checksum_is_named(tmp_path, workflow_dir, fault
         "holds the MD5s of other files; replace it with an intact copy or correct the checksum "
         "of t10k-labels-idx1-ubyte"
     ]
-    assert not (workflow_dir / DATASET).exists()
+    assert prepared(workflow_dir) == []
 
 
 def bad_magic(name, raw):
@@ -388,7 +409,7 @@ def test_folder_with_wrong_files_is_a_clear_error(tmp_path, workflow_dir, change
     run = run_folder_source(tmp_path, workflow_dir, folder, checksums)
     assert run.returncode != 0
     assert lines_starting(run, "aedepth error:") == [f"aedepth error: {message}"]
-    assert not (workflow_dir / DATASET).exists()
+    assert prepared(workflow_dir) == []
 
 
 # --- training: SIGKILL and resume, divergence --------------------------------------------------
@@ -427,7 +448,7 @@ def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
 
 
 def history_and_weights(workdir: Path):
-    folder = workdir / "results/models/depth1_dim2_seed0"
+    folder = workdir / STUDY / "models/depth1_dim2_seed0"
     history = pd.read_csv(folder / "history.csv")[["epoch", "train_loss", "test_loss"]]
     return history, torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
 
@@ -435,7 +456,7 @@ def history_and_weights(workdir: Path):
 @pytest.mark.workflow
 def test_sigkilled_training_resumes_to_the_same_result(tmp_path):
     killed = copy_workflow(tmp_path / "killed")
-    train_log = killed / "results/logs/train/depth1_dim2_seed0.log"
+    train_log = killed / STUDY / "logs/train/depth1_dim2_seed0.log"
     checkpoint = killed / (WEIGHTS + ".checkpoint")
     run = start_snakemake(killed, WEIGHTS, "--cores", "2", *TRAIN_ARGS)
     wait_for(
@@ -488,7 +509,7 @@ def test_diverging_loss_stops_the_job_naming_the_epoch(workflow_dir):
         "lower learning_rate (or batch_size) and run again"
     ]
     assert not (workflow_dir / WEIGHTS).exists()
-    assert not (workflow_dir / "results/models/depth1_dim2_seed0/history.csv").exists()
+    assert not (workflow_dir / STUDY / "models/depth1_dim2_seed0/history.csv").exists()
 
 
 def test_loss_turning_nan_later_names_that_epoch_and_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -622,7 +643,7 @@ def test_second_snakemake_is_refused_by_the_lock(workflow_dir):
     first = start_snakemake(workflow_dir, *args)
     locks = workflow_dir / ".snakemake" / "locks"
     wait_for(
-        lambda: (workflow_dir / "results/logs/prepare_data.log").exists()
+        lambda: (workflow_dir / "results/data/sample-test0.2/logs/prepare_data.log").exists()
         and locks.is_dir()
         and any(locks.iterdir()),
         first,
@@ -637,6 +658,6 @@ def test_second_snakemake_is_refused_by_the_lock(workflow_dir):
     assert still_running, "the first run ended before the second started: test inconclusive"
     assert first.returncode == 0, out + err
     assert "steps (100%) done" in out + err
-    history = pd.read_csv(workflow_dir / "results/models/depth1_dim2_seed0/history.csv")
+    history = pd.read_csv(workflow_dir / STUDY / "models/depth1_dim2_seed0/history.csv")
     assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
     assert not (workflow_dir / (WEIGHTS + ".checkpoint")).exists()

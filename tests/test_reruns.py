@@ -46,6 +46,11 @@ def model_chain(depth: int, latent: int = 2) -> set[str]:
 
 
 PCA = "baseline(method=pca, setting=dim2)"
+# Any config change rewrites the study's snapshot of its config (results/<study>/study.yaml,
+# which `snakemake compare` reads), and nothing else that does not use the changed value.
+SNAPSHOT = {"study_snapshot"}
+# The sample study's folder (its default name: the dataset, -sample for the sample source).
+STUDY = "results/mnist-sample"
 
 
 # The jobs that read every model: they rerun when any one model changes.
@@ -99,7 +104,7 @@ def study(tmp_path_factory) -> Path:
     """One finished study (depths 1 and 3, one epoch) shared by the whole module: read only."""
     workdir = copy_workflow(tmp_path_factory.mktemp("reruns") / "study")
     built = executed(workdir)
-    assert built == model_chain(1) | model_chain(3) | AGGREGATES | {
+    assert built == model_chain(1) | model_chain(3) | AGGREGATES | SNAPSHOT | {
         "prepare_data",
         PCA,
     }
@@ -129,7 +134,7 @@ def test_a_moved_study_is_still_up_to_date(study_copy):
 
 
 def test_epochs_reruns_all_training_and_downstream_not_the_data(study):
-    assert planned(study, epochs="2") == model_chain(1) | model_chain(3) | AGGREGATES
+    assert planned(study, epochs="2") == model_chain(1) | model_chain(3) | AGGREGATES | SNAPSHOT
     # not planned: prepare_data (does not depend on training) and the baseline (data only)
 
 
@@ -138,14 +143,14 @@ def test_epochs_reruns_all_training_and_downstream_not_the_data(study):
     [{"learning_rate": "0.002"}, {"batch_size": "64"}, {"validation_fraction": "0.1"}],
 )
 def test_a_training_setting_reruns_every_model_and_nothing_before_or_beside(study, change):
-    assert planned(study, **change) == model_chain(1) | model_chain(3) | AGGREGATES
+    assert planned(study, **change) == model_chain(1) | model_chain(3) | AGGREGATES | SNAPSHOT
 
 
 def test_a_new_seed_trains_only_its_models(study):
     # the per-group figures show the median seed of each group, so they are redrawn
     new_models = model_jobs("depth1_dim2_seed1") | model_jobs("depth3_dim2_seed1")
     redrawn = group_figures("depth1_dim2") | group_figures("depth3_dim2")
-    assert planned(study, seeds="[0,1]") == new_models | redrawn | AGGREGATES
+    assert planned(study, seeds="[0,1]") == new_models | redrawn | AGGREGATES | SNAPSHOT
 
 
 def test_a_new_latent_size_runs_its_models_its_baseline_and_the_aggregates(study):
@@ -155,59 +160,73 @@ def test_a_new_latent_size_runs_its_models_its_baseline_and_the_aggregates(study
         | model_chain(3, latent=3)
         | {"baseline(method=pca, setting=dim3)"}
         | AGGREGATES
+        | SNAPSHOT
     )
 
 
 def test_a_new_baseline_runs_only_that_baseline_and_the_aggregates_that_read_it(study):
-    assert planned(study, baselines="[pca,random_projection]") == {
-        "baseline(method=random_projection, setting=dim2_seed0)",
-        "summarize",
-        "summary_table",
-        "compare_depths",
-        "plot_metrics",
-        "plot_answer",
-    }
+    assert (
+        planned(study, baselines="[pca,random_projection]")
+        == {
+            "baseline(method=random_projection, setting=dim2_seed0)",
+            "summarize",
+            "summary_table",
+            "compare_depths",
+            "plot_metrics",
+            "plot_answer",
+        }
+        | SNAPSHOT
+    )
 
 
 def test_a_new_depth_runs_only_its_chain_and_the_aggregates(study):
-    assert planned(study, depths="[1,2,3]") == model_chain(2) | AGGREGATES
+    assert planned(study, depths="[1,2,3]") == model_chain(2) | AGGREGATES | SNAPSHOT
 
 
 def test_last_hidden_size_reruns_only_the_depth_that_uses_it(study):
     result = snakemake(study, "--dry-run", *config_args(hidden_sizes="[500,300,50]"))
-    assert jobs_in(result.stdout + result.stderr) == model_chain(3) | AGGREGATES
+    assert jobs_in(result.stdout + result.stderr) == model_chain(3) | AGGREGATES | SNAPSHOT
     # the training job's params hold its own widths, not the whole hidden_sizes list
     assert "'widths': [500, 300, 100]" in result.stdout + result.stderr  # before
     assert "'widths': [500, 300, 50]" in result.stdout + result.stderr  # now
 
 
-def test_an_unused_hidden_size_reruns_nothing(study):
+def test_an_unused_hidden_size_reruns_nothing_but_the_snapshot(study):
     # a fourth width is used by no depth of this study
-    assert planned(study, hidden_sizes="[500,300,100,64]") == set()
+    assert planned(study, hidden_sizes="[500,300,100,64]") == SNAPSHOT
 
 
 def test_plot_digits_reruns_only_the_reconstruction_figures(study):
-    assert planned(study, plot_digits="5") == {
-        "plot_reconstructions(group=depth1_dim2)",
-        "plot_reconstructions(group=depth3_dim2)",
-        "plot_combined",
-    }
+    assert (
+        planned(study, plot_digits="5")
+        == {
+            "plot_reconstructions(group=depth1_dim2)",
+            "plot_reconstructions(group=depth3_dim2)",
+            "plot_combined",
+        }
+        | SNAPSHOT
+    )
 
 
 def test_plot_dpi_reruns_only_the_figures(study):
-    assert planned(study, plot_dpi="80") == FIGURES
+    assert planned(study, plot_dpi="80") == FIGURES | SNAPSHOT
 
 
 def test_a_metric_setting_reruns_metrics_and_their_users(study):
     # every figure but the training curves: e.g. the seed shown is chosen by kNN accuracy
-    assert planned(study, knn_neighbors="7") == {
-        "evaluate(run=depth1_dim2_seed0)",
-        "evaluate(run=depth3_dim2_seed0)",
-        PCA,
-        "summarize",
-        "summary_table",
-        "compare_depths",
-    } | (FIGURES - {"plot_training"})
+    assert (
+        planned(study, knn_neighbors="7")
+        == {
+            "evaluate(run=depth1_dim2_seed0)",
+            "evaluate(run=depth3_dim2_seed0)",
+            PCA,
+            "summarize",
+            "summary_table",
+            "compare_depths",
+        }
+        | (FIGURES - {"plot_training"})
+        | SNAPSHOT
+    )
 
 
 # 6. code changes ------------------------------------------------------------------------------
@@ -251,7 +270,7 @@ def test_a_script_reruns_only_its_own_jobs(study_copy):
 
 
 def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
-    latents = study_copy / "results/latents/depth1_dim2_seed0.parquet"
+    latents = study_copy / STUDY / "latents/depth1_dim2_seed0.parquet"
     latents.unlink()
     expected = {
         "embed(run=depth1_dim2_seed0)",
@@ -293,8 +312,8 @@ CAPTION_SENTENCES = {
 
 def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_copy):
     # the command of the README, on a finished study
-    snakemake(study_copy, "--report", "results/report.html", *config_args())
-    html = (study_copy / "results/report.html").read_text()
+    snakemake(study_copy, "--report", f"{STUDY}/report.html", *config_args())
+    html = (study_copy / STUDY / "report.html").read_text()
     assert len(html) > 500_000  # figures are embedded as base64 data URIs: self-contained
     results = json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))
     categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
@@ -303,26 +322,31 @@ def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_
         for category, subcategories in categories.items()
     }
     assert shown == {
-        "1. Answer": {"Other": ["results/figures/answer.png", "results/figures/gap_vs_depth.png"]},
+        "1. Answer": {
+            "Other": [f"{STUDY}/figures/answer.png", f"{STUDY}/figures/gap_vs_depth.png"]
+        },
         "Per depth": {
             "Depth 1, latent size 2": [
-                "results/figures/depth1_dim2_latent.png",
-                "results/figures/depth1_dim2_reconstructions.png",
+                f"{STUDY}/figures/depth1_dim2_latent.png",
+                f"{STUDY}/figures/depth1_dim2_reconstructions.png",
             ],
             "Depth 3, latent size 2": [
-                "results/figures/depth3_dim2_latent.png",
-                "results/figures/depth3_dim2_reconstructions.png",
+                f"{STUDY}/figures/depth3_dim2_latent.png",
+                f"{STUDY}/figures/depth3_dim2_reconstructions.png",
             ],
         },
         "Combined": {
-            "Other": ["results/figures/reconstructions.png", "results/figures/training_curves.png"]
+            "Other": [
+                f"{STUDY}/figures/reconstructions.png",
+                f"{STUDY}/figures/training_curves.png",
+            ]
         },
         "Metrics": {
             "Other": [
-                "results/figures/metrics_vs_depth.png",
-                "results/findings.md",
-                "results/summary.csv",
-                "results/summary.html",
+                f"{STUDY}/figures/metrics_vs_depth.png",
+                f"{STUDY}/findings.md",
+                f"{STUDY}/summary.csv",
+                f"{STUDY}/summary.html",
             ]
         },
     }

@@ -189,12 +189,14 @@ def test_workflow_on_slurm(slurm_cluster, tmp_path):
             assert fields.get("Comment", "").startswith(f"rule_{rule}"), (jobid, fields)
 
     # All outputs complete.
-    with open(work / "results" / "summary.csv", newline="") as handle:
+    with open(work / "results" / "mnist-sample" / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(models) + 1, f"summary.csv: {len(rows)} rows for {len(models)} models"
     assert sum("pca" in " ".join(map(str, row.values())).lower() for row in rows) == 1, rows
     for depth, seed in models:
-        latents = work / "results" / "latents" / f"depth{depth}_dim2_seed{seed}.parquet"
+        latents = (
+            work / "results" / "mnist-sample" / "latents" / f"depth{depth}_dim2_seed{seed}.parquet"
+        )
         assert latents.is_file() and latents.stat().st_size > 0, latents
     dry = subprocess.run(
         [str(snakemake), "-n", *cluster_command(PARTITION)],

@@ -56,7 +56,7 @@ def study(tmp_path_factory):
 
 def test_dataset_is_the_stratified_sample(study):
     workdir, _ = study
-    with np.load(workdir / "results/data/dataset.npz", allow_pickle=False) as data:
+    with np.load(workdir / "results/data/sample-test0.2/dataset.npz", allow_pickle=False) as data:
         assert data["x_train"].shape == (4000, 28, 28) and data["x_train"].dtype == np.uint8
         assert data["x_test"].shape == (1000, 28, 28)
         assert np.bincount(data["y_test"]).tolist() == [100] * 10
@@ -65,7 +65,7 @@ def test_dataset_is_the_stratified_sample(study):
 def test_models_history_and_hyperparameters(study):
     workdir, _ = study
     for (depth, seed), model in zip(KEYS, MODELS):
-        folder = workdir / "results/models" / model
+        folder = workdir / "results/mnist-sample/models" / model
         hparams = json.loads((folder / "hparams.json").read_text())
         assert hparams["widths"] == WIDTHS[:depth]
         assert (
@@ -89,7 +89,7 @@ def test_models_history_and_hyperparameters(study):
 def test_latent_parquet_schema_and_readers(study):
     workdir, _ = study
     for (depth, seed), model in zip(KEYS, MODELS):
-        path = workdir / "results/latents" / f"{model}.parquet"
+        path = workdir / "results/mnist-sample/latents" / f"{model}.parquet"
         table = pq.read_table(path)
         assert [(f.name, str(f.type)) for f in table.schema] == [
             ("split", "string"),
@@ -125,12 +125,12 @@ def test_latent_parquet_schema_and_readers(study):
 def test_baseline_latents_have_the_models_schema(study):
     workdir, _ = study
     for run in BASELINE_RUNS:
-        frame = pd.read_parquet(workdir / "results/latents" / f"{run}.parquet")
+        frame = pd.read_parquet(workdir / "results/mnist-sample/latents" / f"{run}.parquet")
         assert list(frame.columns) == ["split", "index", "label", "z0", "z1"]
         assert frame["split"].value_counts().to_dict() == {"train": 4000, "test": 1000}
     metadata = json.loads(
         pq.read_table(
-            workdir / "results/latents/random_projection_dim2_seed1.parquet"
+            workdir / "results/mnist-sample/latents/random_projection_dim2_seed1.parquet"
         ).schema.metadata[b"aedepth"]
     )
     assert metadata == {
@@ -145,7 +145,7 @@ def test_baseline_latents_have_the_models_schema(study):
 
 def test_summary_has_one_row_per_model_and_baseline_run(study):
     workdir, _ = study
-    summary = pd.read_csv(workdir / "results/summary.csv")
+    summary = pd.read_csv(workdir / "results/mnist-sample/summary.csv")
     assert list(summary.columns) == SUMMARY_LAYOUT
     assert summary["model"].tolist() == [*MODELS, *BASELINE_RUNS]
     assert (
@@ -176,14 +176,16 @@ def test_summary_has_one_row_per_model_and_baseline_run(study):
     assert (pca["knn_accuracy"] > projections["knn_accuracy"]).all()
     # every per-model JSON agrees with its summary row
     for model in MODELS:
-        record = json.loads((workdir / "results/metrics" / f"{model}.json").read_text())
+        record = json.loads(
+            (workdir / "results/mnist-sample/metrics" / f"{model}.json").read_text()
+        )
         row = summary.set_index("model").loc[model]
         assert record["knn_accuracy"] == pytest.approx(row["knn_accuracy"])
 
 
 def test_intervals_comparisons_and_findings(study):
     workdir, _ = study
-    intervals = pd.read_csv(workdir / "results/depth_intervals.csv")
+    intervals = pd.read_csv(workdir / "results/mnist-sample/depth_intervals.csv")
     assert list(intervals.columns) == INTERVAL_LAYOUT
     assert intervals.groupby("method", sort=False).size().to_dict() == {
         "autoencoder": len(DEPTHS) * (len(METRICS) + 1),  # and the loss gap
@@ -194,14 +196,14 @@ def test_intervals_comparisons_and_findings(study):
     assert (seeded["n_seeds"] == len(SEEDS)).all()
     assert (seeded["ci_low"] <= seeded["mean"]).all()
     assert (seeded["mean"] <= seeded["ci_high"]).all()
-    comparisons = pd.read_csv(workdir / "results/depth_comparisons.csv")
+    comparisons = pd.read_csv(workdir / "results/mnist-sample/depth_comparisons.csv")
     assert list(comparisons.columns) == COMPARISON_LAYOUT
     assert comparisons[["previous_depth", "depth"]].drop_duplicates().values.tolist() == [
         [1, 2],
         [2, 3],
     ]
     assert set(comparisons["verdict"]) <= set(VERDICTS)
-    findings = (workdir / "results/findings.md").read_text()
+    findings = (workdir / "results/mnist-sample/findings.md").read_text()
     assert "2 seeds per depth" in findings
     assert "Baselines: pca, random_projection." in findings
     assert "| baseline pca, latent size 2 |" in findings
@@ -224,7 +226,7 @@ def test_intervals_comparisons_and_findings(study):
 )
 def test_figures_are_real_images(study, figure, min_size):
     workdir, _ = study
-    image = matplotlib.image.imread(workdir / "results/figures" / figure)
+    image = matplotlib.image.imread(workdir / "results/mnist-sample/figures" / figure)
     height, width = image.shape[:2]
     assert height >= min_size[0] and width >= min_size[1], (figure, image.shape)
     assert image[..., :3].std() > 0.05, f"{figure} looks blank"
@@ -232,7 +234,7 @@ def test_figures_are_real_images(study, figure, min_size):
 
 def test_combined_figure_is_taller_than_one_depth(study):
     workdir, _ = study
-    figures = workdir / "results/figures"
+    figures = workdir / "results/mnist-sample/figures"
     combined = matplotlib.image.imread(figures / "reconstructions.png")
     single = matplotlib.image.imread(figures / "depth1_dim2_reconstructions.png")
     assert combined.shape[0] > 1.5 * single.shape[0]  # one row per depth below the originals
@@ -241,9 +243,11 @@ def test_combined_figure_is_taller_than_one_depth(study):
 def test_costly_rules_have_benchmarks_and_logs(study):
     workdir, _ = study
     for model in MODELS:
-        benchmark = pd.read_csv(workdir / "results/benchmarks/train" / f"{model}.tsv", sep="\t")
+        benchmark = pd.read_csv(
+            workdir / "results/mnist-sample/benchmarks/train" / f"{model}.tsv", sep="\t"
+        )
         assert benchmark["s"].iloc[0] > 0 and benchmark["max_rss"].iloc[0] > 0
-        log = (workdir / "results/logs/train" / f"{model}.log").read_text()
+        log = (workdir / "results/mnist-sample/logs/train" / f"{model}.log").read_text()
         assert f"epoch {EPOCHS}/{EPOCHS}" in log
 
 
@@ -282,14 +286,17 @@ def test_download_verifies_trains_and_renders(tmp_path):
         plan = run_download_study(workdir, configfile, "-n")
         planned = {job.split("(")[0] for job in jobs_in(plan.stdout + plan.stderr)}
         assert planned == {"download_idx"}, plan.stdout
+    # the fake files' own checksums: a data folder of their own (see aedepth.config.data_folder)
+    [data] = (workdir / "results/data").iterdir()
+    assert data.name.startswith("mnist-md5-")
     for name, md5 in checksums.items():
-        raw = (workdir / "results/data/idx" / name).read_bytes()
+        raw = (data / "idx" / name).read_bytes()
         assert hashlib.md5(raw).hexdigest() == md5
-    log = (workdir / "results/logs/download_idx/train-images-idx3-ubyte.log").read_text()
+    log = (data / "logs/download_idx/train-images-idx3-ubyte.log").read_text()
     assert "train-images-idx3-ubyte.gz" in log
-    summary = pd.read_csv(workdir / "results/summary.csv")
+    summary = pd.read_csv(workdir / "results/mnist/summary.csv")
     assert summary["model"].tolist() == ["depth1_dim2_seed0", "depth2_dim2_seed0", "pca_dim2"]
-    assert (workdir / "results/figures/reconstructions.png").stat().st_size > 10_000
+    assert (workdir / "results/mnist/figures/reconstructions.png").stat().st_size > 10_000
 
 
 def test_download_rejects_a_corrupted_copy(tmp_path):
@@ -314,5 +321,5 @@ def test_download_rejects_a_corrupted_copy(tmp_path):
     errors = [line for line in run.stderr.splitlines() if line.startswith("aedepth error:")]
     assert len(errors) == 1, run.stderr
     assert "t10k-labels-idx1-ubyte" in errors[0] and "MD5" in errors[0]
-    assert not (workdir / "results/data/idx/t10k-labels-idx1-ubyte").exists()
-    assert not (workdir / "results/data/dataset.npz").exists()
+    assert not list((workdir / "results/data").rglob("t10k-labels-idx1-ubyte"))
+    assert not list((workdir / "results/data").rglob("dataset.npz"))

@@ -8,6 +8,8 @@ localrules:
 
 
 rule study_snapshot:
+    input:
+        code=code_of("snapshot_study.py"),
     output:
         in_study(SNAPSHOT),
     log:
