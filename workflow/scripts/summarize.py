@@ -1,4 +1,4 @@
-"""Snakemake adapter: one row per run (models, then baselines) in results/summary.csv."""
+"""Snakemake adapter: one row per run (models, then baselines) in results/<study>/summary.csv."""
 
 from aedepth.files import atomic_output, read_json
 from aedepth.jobs import job_log

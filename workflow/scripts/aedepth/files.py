@@ -1,5 +1,5 @@
 """Atomic file output (a killed or failed job never leaves a complete-looking file), JSON,
-and a lock so that two processes never write the same file."""
+a lock so that two processes never write the same file, and standalone HTML table pages."""
 
 from __future__ import annotations
 
@@ -91,3 +91,21 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # alive, someone else's
         return True
     return True
+
+
+# The look of the workflow's standalone table pages (summary.html, studies.html).
+TABLE_STYLE = """
+body { font-family: sans-serif; font-size: 13px; margin: 1em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f3f3f3; }
+tbody th { text-align: left; }
+"""
+
+
+def html_page(title: str, body: str) -> str:
+    """A standalone HTML page (UTF-8, TABLE_STYLE) around `body`."""
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{TABLE_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )

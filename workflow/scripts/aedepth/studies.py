@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from aedepth.files import atomic_output
+from aedepth.files import atomic_output, html_page
 from aedepth.grid import AUTOENCODER, REPLICATE, group_id, read_axes
 from aedepth.jobs import UserFacingError
 
@@ -156,21 +156,12 @@ def studies_html(table: pd.DataFrame, significant_digits: int = 3) -> str:
             ]
     frame = pd.DataFrame(cells)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Studies side by side</title>'
-        f"<style>{STYLE}</style></head>\n<body>\n<h1>Studies side by side</h1>\n"
-        "<p>One row per study under results/: the config values that differ between them, "
-        "then per depth (and condition) the mean over seeds [95 % interval].</p>\n"
-        f"{frame.to_html(index=False)}\n</body></html>\n"
+    return html_page(
+        "Studies side by side",
+        "<h1>Studies side by side</h1>\n<p>One row per study under results/: the config values "
+        "that differ between them, then per depth (and condition) the mean over seeds "
+        f"[95 % interval].</p>\n{frame.to_html(index=False)}",
     )
-
-
-STYLE = """
-body { font-family: sans-serif; font-size: 13px; margin: 1em; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th { background: #f3f3f3; }
-"""
 
 
 def _text(value: Any) -> str:
