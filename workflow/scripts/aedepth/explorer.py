@@ -41,17 +41,22 @@ SUBSAMPLE_SEED = 0  # the draw is part of the page's definition: every build sho
 THUMBNAIL_PIXELS = 56  # tooltip size of a 28x28 image: each pixel drawn 2x2, unsmoothed
 GREY_LEVELS = 16  # 4 bits a pixel
 NO_DECODER = "a baseline has no decoder: no reconstruction"
+
+
+def _thumbnail(column: str, caption: str) -> str:
+    """Tooltip HTML of the image in `column` (a data URI) above its caption."""
+    return (
+        f'<figure style="margin:0;max-width:120px"><img src="@{{{column}}}" '
+        f'width="{THUMBNAIL_PIXELS}" height="{THUMBNAIL_PIXELS}" '
+        f'style="image-rendering:pixelated;border:1px solid #bbb"><figcaption>{caption}'
+        "</figcaption></figure>"
+    )
+
+
 # The hover tooltip: the image and its reconstruction (a baseline's is an empty square).
-_THUMBNAIL = (
-    f'<img src="@{{{{column}}}}" width="{THUMBNAIL_PIXELS}" height="{THUMBNAIL_PIXELS}" '
-    'style="image-rendering:pixelated;border:1px solid #bbb">'
-)
 TOOLTIP = (
     '<div><b>@label</b> (test image @index)</div><div style="display:flex;gap:6px">'
-    f'<figure style="margin:0">{_THUMBNAIL.replace("{column}", "image")}'
-    "<figcaption>image</figcaption></figure>"
-    f'<figure style="margin:0;max-width:120px">{_THUMBNAIL.replace("{column}", "reconstruction")}'
-    "<figcaption>@caption</figcaption></figure></div>"
+    f"{_thumbnail('image', 'image')}{_thumbnail('reconstruction', '@caption')}</div>"
 )
 
 
@@ -100,7 +105,7 @@ def thumbnail_uri(intensities: np.ndarray) -> str:
 
     Written by hand as a 4-bit greyscale PNG: it needs no palette, so a reconstruction takes
     ~260 bytes instead of the ~310 of Pillow's 4-bit palette PNG (~530 at 8 bits), which
-    keeps the default study's page at about 5 MB."""
+    keeps the default study's page at about 5.6 MB."""
     levels = np.round(np.clip(intensities, 0, 1) * (GREY_LEVELS - 1)).astype(np.uint8)
     grey = (GREY_LEVELS - 1 - levels).reshape(28, 28)  # 0 is black in a greyscale PNG
     packed = (grey[:, 0::2] << 4) | grey[:, 1::2]  # two pixels a byte
@@ -188,8 +193,9 @@ _SWITCH = """
 const method = method_select.value;
 const wanted = {};
 for (const [axis, select] of Object.entries(selects)) wanted[axis] = select.value;
-const position = catalogue.findIndex((view) => view.method === method &&
-    Object.entries(view.values).every(([axis, value]) => !(axis in wanted) || wanted[axis] === value));
+const matches = (view) => view.method === method && Object.entries(view.values).every(
+    ([axis, value]) => !(axis in wanted) || wanted[axis] === value);
+const position = catalogue.findIndex(matches);
 for (const [axis, select] of Object.entries(selects))
     select.disabled = !catalogue.some((view) => view.method === method && axis in view.values);
 if (position < 0) { status.text = "No run of the study has these values."; return; }
@@ -206,11 +212,15 @@ status.text = "Showing: " + view.title;
 # The class counts of the selected points (box or lasso), in class order.
 _COUNT = """
 const counts = new Map(classes.map((name) => [name, 0]));
-for (const i of source.selected.indices) counts.set(source.data.label[i], counts.get(source.data.label[i]) + 1);
+for (const i of source.selected.indices) {
+    const name = source.data.label[i];
+    counts.set(name, counts.get(name) + 1);
+}
 const total = source.selected.indices.length;
 if (total === 0) { counts_div.text = empty; return; }
 let rows = "";
-for (const [name, count] of counts) if (count > 0) rows += `<tr><td>${name}</td><td style="text-align:right">${count}</td></tr>`;
+for (const [name, count] of counts)
+    if (count > 0) rows += `<tr><td>${name}</td><td style="text-align:right">${count}</td></tr>`;
 counts_div.text = `<b>Selection: ${total} points</b><table class="aedepth-counts">` +
     `<tr><th>class</th><th>points</th></tr>${rows}</table>`;
 """
@@ -229,9 +239,10 @@ def page_note(shown: int, total: int, seed: int = SUBSAMPLE_SEED) -> str:
         f"<p>Each point is one test image in the latent space of the chosen run: {sample}. "
         "Every run shows the same images, so a selection follows its points when you switch "
         "runs. Hover a point to see the image and the run's reconstruction of it (28x28 PNG "
-        f"thumbnails in {GREY_LEVELS} grey levels, embedded in the page); select points with the box or lasso tool to count "
-        "them by class. Codes wider than 2 are drawn by their first two principal components, "
-        "as in the PNG figures. A baseline (e.g. PCA) has no decoder, so no reconstruction.</p>"
+        f"thumbnails in {GREY_LEVELS} grey levels, embedded in the page); select points with "
+        "the box or lasso tool to count them by class. Codes wider than 2 are drawn by their "
+        "first two principal components, as in the PNG figures. A baseline (e.g. PCA) has no "
+        "decoder, so no reconstruction.</p>"
     )
 
 
@@ -286,10 +297,7 @@ def explorer_page(
     plot.legend.title = "class"
     plot.add_layout(plot.legend[0], "right")
     plot.add_tools(
-        HoverTool(
-            renderers=[scatter],
-            tooltips=TOOLTIP,
-        ),
+        HoverTool(renderers=[scatter], tooltips=TOOLTIP),
         box_select := BoxSelectTool(renderers=[scatter]),
         LassoSelectTool(renderers=[scatter]),
     )
