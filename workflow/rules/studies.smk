@@ -24,10 +24,14 @@ rule study_snapshot:
         "../scripts/snapshot_study.py"
 
 
+# Looked for once, so that the snapshots and intervals name the same studies.
+COMPARED = compared_studies()
+
+
 rule compare:
     input:
-        snapshots=[f"{study}/{SNAPSHOT}" for study in compared_studies()],
-        intervals=[f"{study}/{INTERVALS}" for study in compared_studies()],
+        snapshots=[f"{study}/{SNAPSHOT}" for study in COMPARED],
+        intervals=[f"{study}/{INTERVALS}" for study in COMPARED],
         # builds this study to the end first
         study=final_outputs(),
         code=code_of("compare_studies.py"),
