@@ -62,6 +62,7 @@ AGGREGATES = {
     "plot_metrics",
     "plot_training",
     "plot_answer",
+    "explorer",
 }
 
 
@@ -174,6 +175,7 @@ def test_a_new_baseline_runs_only_that_baseline_and_the_aggregates_that_read_it(
             "compare_depths",
             "plot_metrics",
             "plot_answer",
+            "explorer",  # shows every baseline run
         }
         | SNAPSHOT
     )
@@ -208,6 +210,10 @@ def test_plot_digits_reruns_only_the_reconstruction_figures(study):
     )
 
 
+def test_explorer_points_reruns_only_the_explorer(study):
+    assert planned(study, explorer_points="200") == {"explorer"} | SNAPSHOT
+
+
 def test_plot_dpi_reruns_only_the_figures(study):
     assert planned(study, plot_dpi="80") == FIGURES | SNAPSHOT
 
@@ -223,6 +229,7 @@ def test_a_metric_setting_reruns_metrics_and_their_users(study):
             "summarize",
             "summary_table",
             "compare_depths",
+            "explorer",  # the PCA job writes its latents anew with its metrics
         }
         | (FIGURES - {"plot_training"})
         | SNAPSHOT
@@ -247,6 +254,7 @@ def test_metrics_code_reruns_only_metrics_jobs_and_what_depends_on_them(study_co
             "compare_depths",  # aedepth.stats imports aedepth.metrics
             # every plotting script imports aedepth.plots, which imports aedepth.metrics (METRICS);
             # plot_latent and plot_reconstructions also import aedepth.summary
+            "explorer",  # make_explorer.py draws codes as the figures do (aedepth.plots)
         }
         | FIGURES
     )
@@ -255,7 +263,8 @@ def test_metrics_code_reruns_only_metrics_jobs_and_what_depends_on_them(study_co
 
 def test_plotting_code_reruns_only_the_figures(study_copy):
     touch_by_editing(study_copy / "workflow/scripts/aedepth/plots.py")
-    assert planned(study_copy) == FIGURES
+    # and the explorer, which projects wide codes with aedepth.plots.project_2d
+    assert planned(study_copy) == FIGURES | {"explorer"}
 
 
 def test_a_script_reruns_only_its_own_jobs(study_copy):
@@ -283,6 +292,7 @@ def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
         "plot_combined",
         "plot_metrics",
         "plot_answer",
+        "explorer",
     }
     # not planned: depth 3, train (the model is still there), plot_training (reads histories)
     assert planned(study_copy) == expected
@@ -307,6 +317,7 @@ CAPTION_SENTENCES = {
     "gap_vs_depth.png": "<strong>Overfitting against depth.</strong>",
     "summary.html": "<strong>Summary table.</strong>",
     "summary.csv": "<strong>Summary table.</strong>",
+    "explorer.html": "<strong>Latent explorer.</strong>",
 }
 
 
@@ -349,6 +360,7 @@ def test_report_shows_every_figure_with_its_caption_and_the_summary_table(study_
                 f"{STUDY}/summary.html",
             ]
         },
+        "Latent explorer": {"Other": [f"{STUDY}/explorer.html"]},
     }
     by_name = {entry["name"]: entry for entry in results.values()}
     assert set(by_name) == set(CAPTION_SENTENCES)
