@@ -279,13 +279,13 @@ def test_download_verifies_trains_and_renders(tmp_path):
         configfile = _download_config(tmp_path, [f"{base_url}/"], checksums)
         run_download_study(workdir, configfile)
         # Another mirror list: the downloads rerun, but verified bytes are the same bytes,
-        # so nothing downstream of them is stale.
+        # so nothing downstream of them is stale (the study's config snapshot is rewritten).
         configfile = _download_config(
             tmp_path, [closed_port_url() + "/", f"{base_url}/"], checksums
         )
         plan = run_download_study(workdir, configfile, "-n")
         planned = {job.split("(")[0] for job in jobs_in(plan.stdout + plan.stderr)}
-        assert planned == {"download_idx"}, plan.stdout
+        assert planned == {"download_idx", "study_snapshot"}, plan.stdout
     # the fake files' own checksums: a data folder of their own (see aedepth.config.data_folder)
     [data] = (workdir / "results/data").iterdir()
     assert data.name.startswith("mnist-md5-")
