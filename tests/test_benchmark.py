@@ -135,3 +135,14 @@ def test_study_benchmark_schedules_jobs_as_the_workflow_and_reports_the_flop_lim
     assert list(table["run"]) == [f"depth1_dim2_seed{s}" for s in range(3)]
     assert (table["threads"] == threads).all() and (table["seconds"] > 0).all()
     assert set(table["training_path"]) <= {"written-out backward", "autograd"}
+
+
+def test_the_jobs_a_benchmark_waits_for_count_as_its_own_cpu_time():
+    """study_speed.py trains in child processes: their CPU time is not "other processes'"."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from train_speed import OtherLoad
+
+    busy = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    before = OtherLoad()._sample()[2]
+    subprocess.run([sys.executable, "-c", busy], check=True)
+    assert OtherLoad()._sample()[2] - before >= 0.5
