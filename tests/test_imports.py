@@ -43,3 +43,29 @@ def test_modules_a_script_does_not_use_are_absent():
 def test_every_script_uses_the_job_log():
     for script in SCRIPTS.glob("*.py"):
         assert "jobs" in names(script.name), script.name
+
+
+def test_the_modules_snakemake_imports_at_parse_time_leave_heavy_libraries_out():
+    # common.smk's `from aedepth.X import ...` run on every Snakemake start and every cluster
+    # job: pandas, scikit-learn, torch or matplotlib there cost 1-2 s each, each time
+    import re
+    import subprocess
+    import sys
+
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    modules = re.findall(r"^from (aedepth\.\w+) import", common, flags=re.MULTILINE)
+    assert {"aedepth.studies", "aedepth.baselines", "aedepth.grid"} <= set(modules)
+    heavy = ("pandas", "sklearn", "torch", "matplotlib", "scipy")
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(SCRIPTS)!r}); "
+            + "; ".join(f"import {module}" for module in modules)
+            + f"; print(' '.join(m for m in {heavy!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert loaded == []

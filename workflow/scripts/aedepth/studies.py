@@ -10,16 +10,19 @@ headline metric the mean over seeds and its 95 % interval (README, "Studies side
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from aedepth.files import atomic_output, html_page
 from aedepth.grid import AUTOENCODER, REPLICATE, group_id, read_axes
 from aedepth.jobs import UserFacingError
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: Snakemake imports this module
+    import pandas as pd  # on every start (common.smk), and pandas adds ~1.2 s to each
 
 SNAPSHOT = "study.yaml"  # in each study's folder
 INTERVALS = "depth_intervals.csv"
@@ -126,6 +129,8 @@ def compare_studies(snapshots: list[str | Path], intervals: list[str | Path]) ->
     """One row per study (snapshot i with intervals i), sorted by name: `study`, the config
     keys that differ between them, then every study's headline columns (empty where a study
     lacks that group)."""
+    import pandas as pd
+
     configs = [read_snapshot(path) for path in snapshots]
     differing = differing_keys(configs)
     rows = []
@@ -141,6 +146,8 @@ def compare_studies(snapshots: list[str | Path], intervals: list[str | Path]) ->
 def studies_html(table: pd.DataFrame, significant_digits: int = 3) -> str:
     """The table of compare_studies as a page: the differing config values, then one cell
     "mean [ci_low, ci_high]" per group and metric, under a two-row header."""
+    import pandas as pd
+
     cells: dict[tuple[str, str], list[str]] = {}
     for column in table.columns:
         parts = _split(column)
@@ -164,13 +171,17 @@ def studies_html(table: pd.DataFrame, significant_digits: int = 3) -> str:
     )
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _text(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    return "" if _missing(value) else str(value)
 
 
 def _interval(mean: float, low: float, high: float, digits: int) -> str:
-    if pd.isna(mean):
+    if _missing(mean):
         return ""
-    if pd.isna(low) or pd.isna(high):  # a single seed has no interval
+    if _missing(low) or _missing(high):  # a single seed has no interval
         return f"{mean:.{digits}g}"
     return f"{mean:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
