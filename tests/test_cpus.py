@@ -87,3 +87,15 @@ def test_the_workflow_runs_no_more_training_jobs_than_cpus(workflow_dir):
     threads = re.findall(r"^rule train:\n(?:.*\n)*?\s+threads: (\d+)$", run.stdout, re.M)
     assert threads == [str(reserve)] * 9, run.stdout
     assert 4 // reserve <= usable_cpus() and compute * (4 // reserve) <= max(usable_cpus(), 4)
+
+
+def test_training_priority_orders_jobs_by_their_work():
+    from aedepth.grid import parameter_count
+
+    def priority(widths, epochs):
+        return cpus.training_priority({"params": parameter_count(widths, 2), "epochs": epochs})
+
+    article = [priority([500, 300, 100][:depth], 50) for depth in (1, 2, 3)]
+    assert article == sorted(article) and len(set(article)) == 3  # deeper: longer, first
+    assert priority([500], 300) > priority([500, 300, 100], 50)  # a converged run: longest
+    assert priority([2], 1) == 1  # never 0, the priority of every other job

@@ -251,6 +251,24 @@ def test_costly_rules_have_benchmarks_and_logs(study):
         assert f"epoch {EPOCHS}/{EPOCHS}" in log
 
 
+def test_training_jobs_start_longest_first(study):
+    # their Snakemake priority is their work: deeper models (more parameters) start first, so
+    # the shortest end the run while the other CPUs draw the finished models' figures
+    workdir, _ = study
+    started = {}  # run -> start time: the benchmark file's mtime (the job's end) less its seconds
+    for model in MODELS:
+        tsv = workdir / "results/mnist-sample/benchmarks/train" / f"{model}.tsv"
+        started[model] = tsv.stat().st_mtime - pd.read_csv(tsv, sep="\t")["s"].iloc[0]
+    depth = {model: d for model, (d, _) in zip(MODELS, KEYS)}
+    late = [
+        (deeper, model)
+        for deeper in MODELS
+        for model in MODELS
+        if depth[deeper] > depth[model] and started[deeper] > started[model] + 2
+    ]
+    assert not late, f"started after a shallower model: {late}; {started}"
+
+
 def test_second_run_has_nothing_to_do(study):
     workdir, _ = study
     again = snakemake(workdir, "--cores", "2", "--config", *STUDY_CONFIG)

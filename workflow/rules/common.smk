@@ -26,7 +26,7 @@ from aedepth.grid import (
     study_path,
     training_hparams,
 )
-from aedepth.cpus import training_plan, usable_cpus
+from aedepth.cpus import training_plan, training_priority, usable_cpus
 from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
 from aedepth.studies import INTERVALS, SNAPSHOT, find_studies

@@ -19,6 +19,7 @@ rule train:
     conda:
         ENV
     threads: TRAINING_THREADS
+    priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
     resources:
         mem_mb=2000,
         runtime=60,
