@@ -8,13 +8,16 @@ Run from the repository root (about 2-3 minutes on a 2-CPU laptop with the defau
 It trains every model of the default study (depths 1-3 x 3 seeds: 784-500[-300[-100]]-2,
 mirrored; batch 128) for --epochs epochs each, in separate processes started as Snakemake
 starts them under `--cores`: aedepth.cpus.training_plan decides how many run side by side
-and with how many threads, a new one starts when one ends, and each job is
+and with how many threads, the longest start first (aedepth.cpus.training_priority), a new
+one starts when one ends, and each job is
 aedepth.train.train as the workflow runs it (imports, data, measured choice of path and
 route, epochs, checkpoints). In the same run it measures the machine's fp32 peak (a 2048^3
 matmul on all usable CPUs, the faster exact route), before and after the jobs; the higher
 counts. It reports the achieved GFLOP/s (6 x parameters x images x epochs over the wall
 time of all jobs) as % of the peak, the projected time of the default study's training
-(50 epochs) and its ratio to the FLOP limit (training FLOPs / peak). Writes a CSV (--csv).
+(50 epochs), its ratio to the FLOP limit (training FLOPs / peak) and that limit as % of the
+projection (the share of the peak the default study's training would reach). Writes a CSV
+(--csv), one row per job in the order they started.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from aedepth.cpus import cpu_model, training_plan, usable_cpus  # noqa: E402
+from aedepth.cpus import cpu_model, training_plan, training_priority, usable_cpus  # noqa: E402
 from aedepth.efficiency import fp32_peak, training_flop  # noqa: E402
+from aedepth.grid import parameter_count  # noqa: E402
 
 STUDY_EPOCHS = 50  # the default study's epochs, for the projection
 COLUMNS = ("run", "threads", "seconds", "epoch_s", "gflop", "training_path", "matmul_route")
@@ -120,7 +124,7 @@ def main() -> None:
     peak_before = max(fp32_peak(cpus).values())
     load = OtherLoad()
     with tempfile.TemporaryDirectory() as tmp:
-        specs = []
+        specs, priority = [], {}
         for depth, seed in models:
             hparams = {
                 "depth": depth,
@@ -134,6 +138,10 @@ def main() -> None:
             spec = Path(tmp) / f"depth{depth}_dim2_seed{seed}.json"
             spec.write_text(json.dumps({"hparams": hparams, "threads": threads, "data": data}))
             specs.append(spec)
+            params = parameter_count(hparams["widths"], hparams["latent_dim"])
+            priority[spec] = training_priority({"params": params, "epochs": STUDY_EPOCHS})
+        # longest first, as the workflow's priorities start them (aedepth.cpus.training_priority)
+        specs.sort(key=lambda spec: -priority[spec])
         load.start()
         wall = run_jobs(specs, side_by_side)
         others = load.stop()
@@ -192,6 +200,7 @@ def main() -> None:
         "projected default-study training s (50 epochs)": f"{projected:.0f}",
         "training-FLOP limit s (50 epochs at peak)": f"{limit:.0f}",
         "projected / limit": f"{projected / limit:.2f} x",
+        "projected % of fp32 peak (50 epochs)": f"{100 * limit / projected:.0f} %",
         "other processes' CPU share": f"{others:.0f} %",
     }
     for key, value in summary.items():

@@ -110,8 +110,9 @@ def test_study_benchmark_schedules_jobs_as_the_workflow_and_reports_the_flop_lim
             str(tmp_path / "dataset.npz"),
             "--depths",
             "1",
-            "--seeds",
             "3",
+            "--seeds",
+            "2",
             "--epochs",
             "1",
             "--cores",
@@ -126,13 +127,23 @@ def test_study_benchmark_schedules_jobs_as_the_workflow_and_reports_the_flop_lim
     assert run.returncode == 0, run.stderr
     from aedepth.cpus import training_plan, usable_cpus
 
-    reserve, threads = training_plan(64, usable_cpus(), 3)
-    side_by_side = min(3, 64 // reserve)
-    assert f"3 training jobs, {side_by_side} side by side, {threads} thread(s) each" in run.stdout
-    for key in ("% of fp32 peak", "projected default-study training s", "projected / limit"):
+    reserve, threads = training_plan(64, usable_cpus(), 4)
+    side_by_side = min(4, 64 // reserve)
+    assert f"4 training jobs, {side_by_side} side by side, {threads} thread(s) each" in run.stdout
+    for key in (
+        "% of fp32 peak",
+        "projected default-study training s",
+        "projected / limit",
+        "projected % of fp32 peak (50 epochs)",
+    ):
         assert key in run.stdout
-    table = pd.read_csv(csv)
-    assert list(table["run"]) == [f"depth1_dim2_seed{s}" for s in range(3)]
+    table = pd.read_csv(csv)  # in the order the jobs started: longest first, as the workflow
+    assert list(table["run"]) == [
+        "depth3_dim2_seed0",
+        "depth3_dim2_seed1",
+        "depth1_dim2_seed0",
+        "depth1_dim2_seed1",
+    ]
     assert (table["threads"] == threads).all() and (table["seconds"] > 0).all()
     assert set(table["training_path"]) <= {"written-out backward", "autograd"}
 
