@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from aedepth.efficiency import study_line, training_flop
+from aedepth.efficiency import best_peak, study_line, training_flop
 from aedepth.grid import parameter_count
 from aedepth.model import Autoencoder
 
@@ -56,3 +56,18 @@ def test_the_study_line_puts_the_run_next_to_the_flop_limit(tmp_path):
     assert study_line(tmp_path, 60_000, peak, since=start + 1000) is None  # nothing trained
     assert not measured  # so the peak was not measured
     assert study_line(tmp_path, 60_000, peak, since=start) == line and measured == [1]
+
+
+def test_the_peak_is_the_highest_measured_on_this_machine(tmp_path):
+    cache = tmp_path / "peak.json"
+    readings = iter([{"default": 150.0, "onednn-fp32": 170.0}, {"default": 123.0}, {"x": 180.0}])
+
+    def measure(threads):
+        assert threads == 2
+        return next(readings)
+
+    assert best_peak(cache, 2, measure) == 170.0  # the faster route
+    assert best_peak(cache, 2, measure) == 170.0  # a loaded machine's 123 does not lower it
+    assert best_peak(cache, 2, measure) == 180.0  # a higher reading replaces it
+    (stored,) = json.loads(cache.read_text()).values()
+    assert stored == 180.0

@@ -39,12 +39,12 @@ onsuccess:
     # One line on how close the training of this run came to the hardware (see
     # aedepth.efficiency); printed only where this run trained models. Never fails the run.
     try:
-        from aedepth.efficiency import cached_peak, study_line
+        from aedepth.efficiency import best_peak, study_line
 
         if Path(DATASET).exists():
             with np.load(DATASET) as dataset:
                 images = len(dataset["y_train"])
-            peak = lambda: cached_peak(  # measured only where models were trained
+            peak = lambda: best_peak(  # measured only where models were trained
                 Path(".snakemake/aedepth-fp32-peak.json"), usable_cpus()
             )
             line = study_line(Path(STUDY), images, peak, since=STARTED)
