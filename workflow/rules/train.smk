@@ -16,10 +16,10 @@ rule train:
         in_study("logs/train/{run}.log"),
     benchmark:
         in_study("benchmarks/train/{run}.tsv")
+    priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
     conda:
         ENV
     threads: TRAINING_THREADS
-    priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
     resources:
         mem_mb=2000,
         runtime=60,
