@@ -64,6 +64,7 @@ def job(spec_path: str) -> None:
         arrays["x_test"],
         Path(spec_path).with_suffix(".checkpoint"),
         torch.device("cpu"),
+        max_threads=spec["max_threads"],
     )
     result = {
         "epochs": [row["seconds"] for row in history],
@@ -136,7 +137,11 @@ def main() -> None:
                 "seed": seed,
             }
             spec = Path(tmp) / f"depth{depth}_dim2_seed{seed}.json"
-            spec.write_text(json.dumps({"hparams": hparams, "threads": threads, "data": data}))
+            spec.write_text(
+                json.dumps(
+                    {"hparams": hparams, "threads": threads, "max_threads": reserve, "data": data}
+                )
+            )
             specs.append(spec)
             params = parameter_count(hparams["widths"], hparams["latent_dim"])
             priority[spec] = training_priority({"params": params, "epochs": STUDY_EPOCHS})

@@ -99,3 +99,42 @@ def test_training_priority_orders_jobs_by_their_work():
     assert article == sorted(article) and len(set(article)) == 3  # deeper: longer, first
     assert priority([500], 300) > priority([500, 300, 100], 50)  # a converged run: longest
     assert priority([2], 1) == 1  # never 0, the priority of every other job
+
+
+def test_busy_seconds_count_every_state_but_idle_and_iowait_of_the_cpus_asked(tmp_path):
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+    #                  user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text(
+        "cpu  900 0 90 9000 90 0 9 9 0 0\n"
+        "cpu0 100 5 10 1000 50 1 2 3 0 0\n"
+        "cpu1 200 0 20 2000 10 0 0 7 0 0\n"
+        "intr 12345\n"
+    )
+    assert cpus.busy_cpu_seconds([0], stat) == pytest.approx(121 / ticks)
+    assert cpus.busy_cpu_seconds([0, 1], stat) == pytest.approx((121 + 227) / ticks)
+    assert cpus.busy_cpu_seconds([0], tmp_path / "missing") is None
+
+
+def test_other_load_is_busy_time_less_our_own_over_the_wall_time():
+    readings = iter([(10.0, 1.0, 100.0), (13.0, 2.0, 102.0), (13.5, 2.5, 103.0)])
+    state = {}
+
+    def busy(cpus):
+        assert cpus == [0, 1]
+        state["busy"], state["own"], state["clock"] = next(readings)
+        return state["busy"]
+
+    load = cpus.OtherLoad([1, 0], busy, own=lambda: state["own"], clock=lambda: state["clock"])
+    assert load() == pytest.approx((3.0 - 1.0) / 2.0)  # others kept one CPU busy
+    assert load() == 0.0  # only we ran
+    assert cpus.OtherLoad([0], lambda _: None)() is None  # no /proc/stat
+
+
+@pytest.mark.parametrize(
+    "others, threads",
+    [(None, 1), (0.0, 2), (0.25, 2), (0.3, 1), (1.9, 1), (3.0, 1)],
+)
+def test_threads_take_the_cpus_other_processes_leave(others, threads):
+    assert cpus.threads_left(base=1, cap=2, cpus=2, others=others) == threads
+    assert cpus.threads_left(base=2, cap=8, cpus=16, others=others) >= 2

@@ -710,3 +710,49 @@ def test_a_remembered_choice_is_reused_for_the_same_key_only(tmp_path):
         FAST_DEFAULT
     )
     assert calls == [FAST_ONEDNN, FAST_DEFAULT, FAST_DEFAULT]
+
+
+def test_threads_that_follow_the_free_cpus_change_no_bit(tmp_path, monkeypatch, caplog):
+    # The last training job of a study, alone, may take the CPUs its finished peers held: only
+    # where more threads are proven to give the same weights and losses, so a run's result never
+    # depends on what else was running.
+    x, x_test = images(512), images(128, seed=1)
+    hp = hparams(epochs=3)
+    torch.set_num_threads(1)
+    kept, kept_history = train(hp, x, x_test, tmp_path / "kept.pt", CPU)
+
+    class NothingElseRuns:  # other processes leave every CPU free
+        def __call__(self):
+            return 0.0
+
+    monkeypatch.setattr(training, "OtherLoad", NothingElseRuns)
+    monkeypatch.setattr(training, "usable_cpus", lambda: 2)
+    with caplog.at_level(logging.INFO, logger="aedepth.train"):
+        followed, followed_history, _ = training.train(
+            hp, x, labels(len(x)), x_test, tmp_path / "followed.pt", CPU, max_threads=2
+        )
+    assert torch.get_num_threads() == 1  # restored after training
+    proven = "threads follow the free CPUs, 1 to 2" in caplog.text
+    assert proven or "threads stay at 1: 2 threads give other bits here" in caplog.text
+    if proven:
+        assert "epoch 2 on 2 thread(s)" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(),
+                                                 followed.state_dict().values()))  # fmt: skip
+    assert [row["train_loss"] for row in followed_history] == [
+        row["train_loss"] for row in kept_history
+    ]
+    assert [row["test_loss"] for row in followed_history] == [
+        row["test_loss"] for row in kept_history
+    ]
+
+
+def test_a_computation_that_changes_with_the_threads_is_caught():
+    def sums_split_by_thread():
+        # a reduction whose order follows the thread count (as a full .sum() of a large tensor)
+        parts = torch.arange(1.0, 1e6).split(1_000_000 // torch.get_num_threads())
+        return [torch.stack([part.float().sum() for part in parts]).sum()]
+
+    torch.set_num_threads(1)
+    assert speed.bit_identical_across_threads(lambda: [torch.ones(3) * 2], (1, 2))
+    assert not speed.bit_identical_across_threads(sums_split_by_thread, (1, 2))
+    assert torch.get_num_threads() == 1

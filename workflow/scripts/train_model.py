@@ -44,6 +44,8 @@ with job_log(snakemake.log[0]), one_gpu_per_job(snakemake.params.device) as gpu:
             choice_cache=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
             / "aedepth"
             / "speed-choices.json",
+            # up to the cores the job reserved, where other jobs leave them free
+            max_threads=snakemake.threads,
         )
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)

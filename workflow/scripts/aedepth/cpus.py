@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 import platform
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -92,6 +94,63 @@ def training_plan(cores: int, cpus: int, jobs: int) -> tuple[int, int]:
     running = max(1, min(side_by_side, cores // reserve))
     compute = max(1, min(MAX_TRAINING_THREADS, min(cores, cpus) // running))
     return min(reserve, cores), compute
+
+
+def busy_cpu_seconds(cpus: Iterable[int], stat: Path = Path("/proc/stat")) -> float | None:
+    """Seconds the CPUs numbered `cpus` have been busy since boot (every state of /proc/stat
+    but idle and iowait, steal included: a vCPU its host did not run was not free); None
+    where /proc/stat cannot be read (not Linux)."""
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return None
+    wanted = {f"cpu{number}" for number in cpus}
+    ticks = 0
+    for line in lines:
+        name, *values = line.split()
+        if name in wanted:  # user nice system idle iowait irq softirq steal (guest: in user)
+            states = [int(value) for value in values[:8]]
+            ticks += sum(states) - states[3] - states[4]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class OtherLoad:
+    """How many CPUs' worth of this process's usable CPUs other processes kept busy since the
+    previous call (the first call: since construction); None where it cannot be measured."""
+
+    def __init__(
+        self,
+        cpus: Iterable[int] | None = None,
+        busy: Callable[[Iterable[int]], float | None] = busy_cpu_seconds,
+        own: Callable[[], float] = time.process_time,  # every thread of this process
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if cpus is None:
+            affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+            cpus = affinity(0) if affinity else range(os.cpu_count() or 1)
+        self._cpus = sorted(cpus)
+        self._busy, self._own, self._clock = busy, own, clock
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        busy = self._busy(self._cpus)
+        return None if busy is None else (busy, self._own(), self._clock())
+
+    def __call__(self) -> float | None:
+        last, self._last = self._last, self._sample()
+        if last is None or self._last is None or self._last[2] <= last[2]:
+            return None
+        (busy0, own0, t0), (busy1, own1, t1) = last, self._last
+        return max(0.0, (busy1 - busy0 - (own1 - own0)) / (t1 - t0))
+
+
+def threads_left(base: int, cap: int, cpus: int, others: float | None) -> int:
+    """Compute threads for a job that may use `base` to `cap` threads on `cpus` CPUs of which
+    other processes keep `others` busy: the CPUs left (one three-quarters free counts), never
+    fewer than `base`; `base` where the load is unknown."""
+    if others is None:
+        return base
+    return max(base, min(cap, math.floor(cpus - others + 0.25)))
 
 
 def training_priority(hparams: dict) -> int:

@@ -231,6 +231,7 @@ def bce_sum(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, t
     total = (
         torch.addcmul(F.relu(logits), logits, target, value=-1)
         .sub_(torch.maximum(probabilities, 1 - probabilities).log_())
+        .sum(0)  # per column first: unlike a full .sum(), the order does not follow the threads
         .sum()
     )
     return total, probabilities
@@ -373,6 +374,31 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
         eps=group["eps"],
         amsgrad=False,
         maximize=False,
+    )
+
+
+# --- threads that follow the free CPUs -------------------------------------------------------
+
+
+def bit_identical_across_threads(
+    run: Callable[[], list[torch.Tensor]], thread_counts: tuple[int, ...]
+) -> bool:
+    """Whether `run()` (a few training steps and an evaluation from fixed weights) returns
+    bit-identical tensors at every thread count of `thread_counts`. Where it does, a job may
+    change its threads between epochs without changing one weight or logged loss; where it
+    does not (a kernel that splits its sums by thread), it keeps its threads."""
+    previous = torch.get_num_threads()
+    outputs = []
+    try:
+        for count in thread_counts:
+            torch.set_num_threads(count)
+            outputs.append(run())
+    finally:
+        torch.set_num_threads(previous)
+    first = outputs[0]
+    return all(
+        len(output) == len(first) and all(torch.equal(a, b) for a, b in zip(output, first))
+        for output in outputs[1:]
     )
 
 

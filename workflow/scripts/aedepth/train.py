@@ -8,6 +8,7 @@ weights, less overhead); the plain step is always there.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aedepth import speed
-from aedepth.cpus import cpu_model
+from aedepth.cpus import MAX_TRAINING_THREADS, OtherLoad, cpu_model, threads_left, usable_cpus
 from aedepth.data import validation_split
 from aedepth.files import atomic_output
 from aedepth.jobs import UserFacingError
@@ -158,6 +159,7 @@ def train(
     device: torch.device,
     progress=None,
     choice_cache: str | Path | None = None,
+    max_threads: int | None = None,
 ) -> tuple[Autoencoder, list[dict], dict]:
     """Train per `hparams`, resuming from `checkpoint_path` when the same run wrote it.
 
@@ -175,6 +177,9 @@ def train(
     How to train is measured at the start (see _choose_training) unless resuming; with
     `choice_cache` (a JSON file) a choice measured before for the same machine, threads and
     shapes is reused, so that reruns train the same way.
+    With `max_threads` above torch's threads, each epoch computes on as many threads (up to
+    `max_threads`) as the CPUs other processes left free in the last one, where more threads
+    are proven to give the same bits (see _threads_for_free_cpus).
     Returns the model, its per-epoch history and how it was trained:
     {"training_path": ..., "matmul_route": ..., "probe_ms_per_step": {candidate: ms}}
     (the last only where candidates were timed).
@@ -230,6 +235,17 @@ def train(
     )
     step = make_step(model, optimizer)
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
+    threads = torch.get_num_threads()
+    next_threads = _threads_for_free_cpus(
+        max_threads,
+        device,
+        choice.route,
+        make_step,
+        model,
+        optimizer,
+        to_unit(fit_images[:batch_size]),
+        test_images[:EVAL_CHUNK],
+    )
     with speed.matmul_route(choice.route) as route:
         log.info(
             "training path: %s; fp32 matmul route: %s; %d thread(s)",
@@ -245,6 +261,10 @@ def train(
                     patience,
                 )
                 break
+            if next_threads is not None and epoch > epochs.start:
+                if (count := next_threads()) != torch.get_num_threads():
+                    log.info("epoch %d on %d thread(s): the CPUs left free", epoch, count)
+                    torch.set_num_threads(count)
             started = time.perf_counter()
             model.train()
             order = torch.randperm(len(fit_images), generator=shuffle, device=device)
@@ -297,6 +317,7 @@ def train(
                     },
                     tmp,
                 )
+    torch.set_num_threads(threads)
     if patience > 0:  # keep the weights of the best validation epoch
         model.load_state_dict(best_model)
     model.zero_grad(set_to_none=True)
@@ -305,6 +326,35 @@ def train(
 
 
 FAST_PATH, PLAIN_PATH = "written-out backward", "autograd"
+
+
+def _threads_for_free_cpus(
+    max_threads, device, route, make_step, model, optimizer, x, eval_images
+) -> Callable[[], int] | None:
+    """A function giving the threads for the next epoch: from torch's threads now up to
+    `max_threads` (the cores the job reserved), as many as the CPUs other processes left
+    free in the last epoch (a study's last training job, alone, gets the CPUs its finished
+    peers held). None where the threads stay: no room above them, not a CPU, or where two
+    training steps and an evaluation from the same weights differ in any bit between any
+    two of those thread counts (one log line)."""
+    base, cpus = torch.get_num_threads(), usable_cpus()
+    cap = min(max_threads or base, cpus, MAX_TRAINING_THREADS)
+    if device.type != "cpu" or cap <= base:
+        return None
+
+    def twin_run() -> list[torch.Tensor]:
+        twin = copy.deepcopy(model)
+        step = make_step(twin, type(optimizer)(twin.parameters(), **optimizer.defaults))
+        losses = [step(x) for _ in range(2)]
+        return [*losses, torch.tensor(mean_bce(twin, eval_images)), *twin.parameters()]
+
+    with speed.matmul_route(route):
+        if not speed.bit_identical_across_threads(twin_run, tuple(range(base, cap + 1))):
+            log.info("threads stay at %d: %d threads give other bits here", base, cap)
+            return None
+    load = OtherLoad()
+    log.info("threads follow the free CPUs, %d to %d (bit-identical here)", base, cap)
+    return lambda: threads_left(base, cap, cpus, load())
 
 
 def _choose_training(
