@@ -45,7 +45,7 @@ from aedepth.data import (  # noqa: E402
     load_dataset,
     read_idx_folder,
 )
-from aedepth.cpus import cpu_model  # noqa: E402
+from aedepth.cpus import busy_cpu_seconds, cpu_model  # noqa: E402
 from aedepth.efficiency import fp32_peak  # noqa: E402
 from aedepth.model import Autoencoder  # noqa: E402
 from aedepth.train import train  # noqa: E402
@@ -106,26 +106,21 @@ class OtherLoad:
     """Share of all CPUs that other processes used between start() and stop(): an epoch
     measured while the machine was busy with something else is slower than the loop."""
 
-    def _sample(self) -> tuple[int, int, float]:
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        except (OSError, ValueError):
-            return 0, 0, 0.0
+    def _sample(self) -> tuple[float | None, float, float]:
         # Our own work includes the jobs we waited for (study_speed.py's training processes).
         own = os.times()
         mine = own.user + own.system + own.children_user + own.children_system
-        return sum(fields[:8]), fields[3] + fields[4], mine
+        return busy_cpu_seconds(range(os.cpu_count() or 1)), time.monotonic(), mine
 
     def start(self) -> None:
         self.begin = self._sample()
 
     def stop(self) -> float:
-        (total0, idle0, own0), (total1, idle1, own1) = self.begin, self._sample()
-        if total1 <= total0:
+        (busy0, t0, own0), (busy1, t1, own1) = self.begin, self._sample()
+        if busy0 is None or busy1 is None or t1 <= t0:
             return float("nan")
-        busy = (total1 - total0) - (idle1 - idle0)
-        others = busy - (own1 - own0) * os.sysconf("SC_CLK_TCK")
-        return max(0.0, 100 * others / (total1 - total0))
+        others = (busy1 - busy0) - (own1 - own0)
+        return max(0.0, 100 * others / ((t1 - t0) * (os.cpu_count() or 1)))
 
 
 @contextlib.contextmanager
