@@ -48,7 +48,7 @@ from aedepth.data import (  # noqa: E402
 from aedepth.cpus import busy_cpu_seconds, cpu_model  # noqa: E402
 from aedepth.efficiency import fp32_peak  # noqa: E402
 from aedepth.model import Autoencoder  # noqa: E402
-from aedepth.train import train  # noqa: E402
+from aedepth.train import flush_subnormals, train  # noqa: E402
 
 DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/mnist/dataset.npz")
 COLUMNS = (
@@ -229,6 +229,9 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    # before any torch computation starts the compute threads, so that they inherit the mode
+    # our loop trains in (aedepth.train.flush_subnormals); the tutorial loop runs in it too
+    flush_subnormals()
     device = torch.device(args.device)
     arrays, data_name = load_data(args.data)
     n_train = len(arrays["x_train"])

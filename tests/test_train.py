@@ -4,6 +4,9 @@ the validation split, bit-identical paths, fp32 numerics."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -684,7 +687,11 @@ def test_training_records_its_measured_choice_and_a_resumed_run_keeps_it(tmp_pat
     monkeypatch.setattr(speed, "fastest", lambda timings: picks.append(1) or FAST_DEFAULT)
     _, history, how = training.train(hparams(), x_train, labels(300), x_test, tmp_path / "c", CPU)
     assert len(picks) == 1 and len(history) == 3
-    assert how == {"training_path": "autograd", "matmul_route": "default"}
+    assert how == {
+        "training_path": "autograd",
+        "matmul_route": "default",
+        "subnormals_flushed": training._subnormals_flushed(),
+    }
     _, _, how = training.train(hparams(), x_train, labels(300), x_test, tmp_path / "new", CPU)
     assert how["training_path"] == "written-out backward" and how["matmul_route"] == "default"
     assert set(how["probe_ms_per_step"]) == {str(FAST_DEFAULT), str(PLAIN_DEFAULT)}
@@ -756,3 +763,49 @@ def test_a_computation_that_changes_with_the_threads_is_caught():
     assert speed.bit_identical_across_threads(lambda: [torch.ones(3) * 2], (1, 2))
     assert not speed.bit_identical_across_threads(sums_split_by_thread, (1, 2))
     assert torch.get_num_threads() == 1
+
+
+def run_fresh(code: str, cwd: Path) -> str:
+    """stdout of `code` in a new interpreter (its own compute threads) in `cwd`, aedepth
+    importable."""
+    scripts = Path(training.__file__).parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(scripts)!r})\n{code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+    )
+    return result.stdout.strip()
+
+
+def test_training_flushes_subnormals_on_every_compute_thread(tmp_path):
+    # train() sets the mode before its first computation, so the compute threads started
+    # later (here two) inherit it: an op that makes subnormals gives zeros on all of them
+    out = run_fresh(
+        "import numpy as np, torch\n"
+        "from aedepth import train as t\n"
+        "torch.set_num_threads(2)\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)\n"
+        "hp = dict(widths=[16], latent_dim=2, seed=0, epochs=1, batch_size=32,"
+        " learning_rate=1e-3)\n"
+        "_, _, how = t.train(hp, x, np.arange(64) % 10, x[:16], 'ck', torch.device('cpu'))\n"
+        "underflow = torch.exp(torch.full((2 * 65536,), -100.0))\n"
+        "print(how['subnormals_flushed'], underflow.count_nonzero().item())",
+        tmp_path,
+    )
+    assert out == "True 0"
+
+
+def test_compute_threads_started_before_the_mode_are_caught(tmp_path):
+    # threads already running keep their float mode: the check sees the unflushed half
+    out = run_fresh(
+        "import torch\n"
+        "from aedepth.train import flush_subnormals\n"
+        "torch.set_num_threads(2)\n"
+        "torch.rand(512, 512) @ torch.rand(512, 512)\n"  # starts the compute threads
+        "print(flush_subnormals())",
+        tmp_path,
+    )
+    assert out == "False"
