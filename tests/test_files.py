@@ -1,5 +1,6 @@
-"""The lock that keeps two trainers off one checkpoint."""
+"""The lock that keeps two trainers off one checkpoint, and the files the jobs write."""
 
+import math
 import os
 import socket
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from aedepth.files import Locked, exclusive, read_json
+from aedepth.files import Locked, exclusive, read_json, write_csv
 from aedepth.jobs import UserFacingError
 
 
@@ -55,3 +56,17 @@ def test_a_damaged_json_file_is_one_line_naming_it(tmp_path):
     assert str(refused.value) == (
         f"{path}: not valid JSON (JSONDecodeError); delete it and run again to remake it"
     )
+
+
+def test_write_csv_writes_what_pandas_writes(tmp_path):
+    import pandas as pd
+
+    columns = ("epoch", "train_loss", "val_loss", "kept")
+    rows = [
+        {"epoch": 1, "train_loss": 0.1 + 0.2, "val_loss": math.nan, "kept": 0},
+        {"epoch": 2, "train_loss": 1e-7, "val_loss": 0.5, "kept": 1},
+    ]
+    write_csv(tmp_path / "ours.csv", rows, columns)
+    pd.DataFrame(rows, columns=list(columns)).to_csv(tmp_path / "pandas.csv", index=False)
+    assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    assert pd.read_csv(tmp_path / "ours.csv")["val_loss"].isna().tolist() == [True, False]

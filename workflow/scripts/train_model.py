@@ -4,13 +4,12 @@ import logging
 import os
 from pathlib import Path
 
-import pandas as pd
 import torch
 from tqdm import tqdm
 
 from aedepth.cpus import usable_cpus
 from aedepth.data import load_dataset
-from aedepth.files import atomic_output, exclusive, write_json
+from aedepth.files import atomic_output, exclusive, write_csv, write_json
 from aedepth.gpus import one_gpu_per_job
 from aedepth.jobs import job_log
 from aedepth.train import HISTORY_COLUMNS, select_device, train
@@ -50,12 +49,13 @@ with job_log(snakemake.log[0]), one_gpu_per_job(snakemake.params.device) as gpu:
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)
     # how: {"training_path": "written-out backward" or "autograd", "matmul_route": ...,
+    # "subnormals_flushed": bool,
     # "probe_ms_per_step": {candidate: ms}} (the measured choice; see aedepth.speed)
     write_json(
         snakemake.output.hparams,
         hparams | {"device": str(device), "threads": threads} | how,
     )
-    with atomic_output(snakemake.output.history) as tmp:  # NaN (no validation split): blank
-        pd.DataFrame(history, columns=list(HISTORY_COLUMNS)).to_csv(tmp, index=False)
+    # NaN (no validation split): blank
+    write_csv(snakemake.output.history, history, HISTORY_COLUMNS)
     # The finished outputs supersede the checkpoint; a stale one must not be resumed later.
     Path(checkpoint).unlink()

@@ -3,6 +3,7 @@ a lock so that two processes never write the same file, and standalone HTML tabl
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -34,6 +35,19 @@ def write_json(path: str | Path, data: dict) -> None:
     clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(clean, indent=2) + "\n")
+
+
+def write_csv(path: str | Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """Write `rows` as CSV with a header of `columns`, as pandas' to_csv writes them (floats
+    as repr, NaN as a blank cell), without importing pandas: 66 MB of a training job."""
+
+    def cell(value):
+        return "" if isinstance(value, float) and math.isnan(value) else value
+
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([cell(row.get(column, "")) for column in columns] for row in rows)
 
 
 def read_json(path: str | Path):
