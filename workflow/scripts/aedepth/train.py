@@ -261,6 +261,7 @@ def train(
         hparams,
         state,
         len(history),
+        subnormals_flushed,
         choice_cache,
     )
     step = make_step(model, optimizer)
@@ -403,6 +404,7 @@ def _choose_training(
     hparams,
     state,
     epochs_done,
+    subnormals_flushed,
     choice_cache=None,
 ) -> tuple[speed.Candidate, Callable, dict[str, float]]:
     """How to train (the candidate, its step maker, the probe's ms per step): a resumed run keeps its checkpoint's choice (so that it ends
@@ -446,7 +448,7 @@ def _choose_training(
                 "device": device.type,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
-                "subnormals_flushed": _subnormals_flushed(),
+                "subnormals_flushed": subnormals_flushed,
                 "layers": speed.layer_shapes(model),
                 "batch_size": batch_size,
                 "candidates": [str(c) for c in makers],
