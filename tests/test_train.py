@@ -4,6 +4,7 @@ the validation split, bit-identical paths, fp32 numerics."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from aedepth import speed
 from aedepth import train as training
+from aedepth.cpus import usable_cpus
 from aedepth.data import DataError, validation_split
 from aedepth.jobs import UserFacingError
 from aedepth.model import Autoencoder, build_model
@@ -691,6 +693,7 @@ def test_training_records_its_measured_choice_and_a_resumed_run_keeps_it(tmp_pat
         "training_path": "autograd",
         "matmul_route": "default",
         "subnormals_flushed": training._subnormals_flushed(),
+        "mkl_cbwr": "AUTO,STRICT",
     }
     _, _, how = training.train(hparams(), x_train, labels(300), x_test, tmp_path / "new", CPU)
     assert how["training_path"] == "written-out backward" and how["matmul_route"] == "default"
@@ -765,9 +768,9 @@ def test_a_computation_that_changes_with_the_threads_is_caught():
     assert torch.get_num_threads() == 1
 
 
-def run_fresh(code: str, cwd: Path) -> str:
+def run_fresh(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     """stdout of `code` in a new interpreter (its own compute threads) in `cwd`, aedepth
-    importable."""
+    importable; `env` instead of this process's environment."""
     scripts = Path(training.__file__).parents[1]
     result = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(scripts)!r})\n{code}"],
@@ -775,8 +778,42 @@ def run_fresh(code: str, cwd: Path) -> str:
         text=True,
         check=True,
         cwd=cwd,
+        env=env,
     )
     return result.stdout.strip()
+
+
+# Every matmul of a depth-3 training step of the study (forward, weight and input gradient
+# of each layer), at 1 and at 2 threads: whether all agree bit for bit, and MKL's mode.
+SAME_BITS_ON_ANY_THREADS = """
+import os, torch
+import aedepth
+def products(threads):
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    out = []
+    sizes = [784, 500, 300, 100, 2, 100, 300, 500, 784]
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        x, w = torch.rand(128, n_in, generator=g), torch.rand(n_out, n_in, generator=g) - 0.5
+        grad = torch.rand(128, n_out, generator=g) - 0.5
+        out += [torch.addmm(torch.rand(n_out, generator=g), x, w.t()), grad.t() @ x, grad @ w]
+    return out
+same = all(torch.equal(a, b) for a, b in zip(products(1), products(2)))
+print(same, os.environ["MKL_CBWR"])
+"""
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs 2 CPUs for 2 compute threads")
+def test_matmuls_give_the_same_bits_on_any_thread_count(tmp_path):
+    # importing aedepth puts MKL in its strict reproducible mode before the first matmul:
+    # without it, MKL splits some of these sums by thread (on an Intel Xeon: 784x500 dgrad)
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    assert run_fresh(SAME_BITS_ON_ANY_THREADS, tmp_path, env) == "True AUTO,STRICT"
+
+
+def test_a_users_own_mkl_mode_is_kept(tmp_path):
+    env = {**os.environ, "MKL_CBWR": "COMPATIBLE"}
+    assert run_fresh(SAME_BITS_ON_ANY_THREADS, tmp_path, env).endswith(" COMPATIBLE")
 
 
 def test_training_flushes_subnormals_on_every_compute_thread(tmp_path):

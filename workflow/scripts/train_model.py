@@ -49,7 +49,7 @@ with job_log(snakemake.log[0]), one_gpu_per_job(snakemake.params.device) as gpu:
     with atomic_output(snakemake.output.weights) as tmp:
         torch.save(model.state_dict(), tmp)
     # how: {"training_path": "written-out backward" or "autograd", "matmul_route": ...,
-    # "subnormals_flushed": bool,
+    # "subnormals_flushed": bool, "mkl_cbwr": MKL's reproducibility mode,
     # "probe_ms_per_step": {candidate: ms}} (the measured choice; see aedepth.speed)
     write_json(
         snakemake.output.hparams,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -205,7 +206,7 @@ def train(
     `max_threads`) as the CPUs other processes left free in the last one, where more threads
     are proven to give the same bits (see _threads_for_free_cpus).
     Returns the model, its per-epoch history and how it was trained:
-    {"training_path": ..., "matmul_route": ..., "subnormals_flushed": ...,
+    {"training_path": ..., "matmul_route": ..., "subnormals_flushed": ..., "mkl_cbwr": ...,
     "probe_ms_per_step": {candidate: ms}} (the last only where candidates were timed).
     """
     checkpoint_path = Path(checkpoint_path)
@@ -241,6 +242,8 @@ def train(
         "data": data_fingerprint(x_train, y_train, x_test),
         "device": device.type,
         "code": code_version(),
+        # MKL's reproducibility mode (set by importing aedepth): part of the arithmetic
+        "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
     }
     state = _resumable(checkpoint_path, made_by)
     if state is not None:
@@ -356,6 +359,7 @@ def train(
         "training_path": choice.path,
         "matmul_route": choice.route,
         "subnormals_flushed": subnormals_flushed,
+        "mkl_cbwr": made_by["mkl_cbwr"],
     }
     return model.eval(), history, how | ({"probe_ms_per_step": probe_ms} if probe_ms else {})
 
@@ -449,6 +453,7 @@ def _choose_training(
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "subnormals_flushed": subnormals_flushed,
+                "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
                 "layers": speed.layer_shapes(model),
                 "batch_size": batch_size,
                 "candidates": [str(c) for c in makers],
