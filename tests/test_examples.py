@@ -68,8 +68,12 @@ def test_example_plans_its_study(path, workdir):
     dry = snakemake(workdir, "-n", "--cores", "4", "--configfile", f"examples/{path.name}")
     jobs = jobs_in(dry.stdout)
     trained = [job for job in jobs if job.startswith("train(")]
+    copied = [job for job in jobs if job.startswith("copy_training(")]
     axes = ("depths", "latent_dims", "seeds", "arms", "trainings")
-    assert len(trained) == math.prod(len(config[axis]) for axis in axes)
+    assert len(trained) + len(copied) == math.prod(len(config[axis]) for axis in axes)
+    # in both arms the matched deepest models are the article's (deeper-sweep: depths 5, 6)
+    deepest = {"deeper-sweep": 2}.get(path.stem, 1) if len(config["arms"]) == 2 else 0
+    assert len(copied) == deepest * len(config["seeds"]) * len(config["latent_dims"])
     # the study's outputs under the example's own folder
     assert f"results/{config['study']}/findings.md" in dry.stdout
 

@@ -5,9 +5,11 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from aedepth import files
 from aedepth.files import Locked, exclusive, read_json, write_csv
 from aedepth.jobs import UserFacingError
 
@@ -70,3 +72,20 @@ def test_write_csv_writes_what_pandas_writes(tmp_path):
     pd.DataFrame(rows, columns=list(columns)).to_csv(tmp_path / "pandas.csv", index=False)
     assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
     assert pd.read_csv(tmp_path / "ours.csv")["val_loss"].isna().tolist() == [True, False]
+
+
+def test_a_copy_appears_only_complete(tmp_path, monkeypatch):
+    source = tmp_path / "model.pt"
+    source.write_bytes(bytes(range(256)) * 100)
+    files.copy_file(source, tmp_path / "copy" / "model.pt")
+    assert (tmp_path / "copy" / "model.pt").read_bytes() == source.read_bytes()
+
+    def interrupted(src, dst):
+        Path(dst).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.shutil, "copyfile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        files.copy_file(source, tmp_path / "other.pt")
+    # neither the destination nor the partial file is left
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["copy", "model.pt"]

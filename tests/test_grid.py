@@ -7,7 +7,13 @@ import yaml
 
 from aedepth.baselines import BASELINES
 from aedepth.config import ConfigError
-from aedepth.grid import build_grid, matched_widths, parameter_count, training_hparams
+from aedepth.grid import (
+    build_grid,
+    copied_hparams,
+    matched_widths,
+    parameter_count,
+    training_hparams,
+)
 from conftest import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -174,6 +180,43 @@ def test_the_matched_arm_gives_every_depth_the_deepest_article_models_count():
     budget = config_with(arms=["matched_params"], seeds=[0], param_budget=500_000)
     hparams = training_hparams(build_grid(budget, BASELINES).models[1], budget)
     assert abs(hparams["params"] - 500_000) <= 5_000
+
+
+def test_a_model_whose_training_an_earlier_run_does_is_copied_not_trained_again():
+    grid = build_grid(CONFIG, BASELINES)
+    assert grid.trained == grid.models and grid.copied == []
+    config = config_with(arms=["article", "matched_params"], seeds=[0, 1])
+    grid = build_grid(config, BASELINES)
+    # the matched arm's depth-3 models have the article's widths: its own models, per seed
+    assert {run.id: grid.trained_as[run.id] for run in grid.copied} == {
+        "depth3_dim2_seed0_armmatched-params": "depth3_dim2_seed0",
+        "depth3_dim2_seed1_armmatched-params": "depth3_dim2_seed1",
+    }
+    assert len(grid.trained) == 10 and all(grid.trained_as[r.id] == r.id for r in grid.trained)
+    # another budget: no matched model is an article one, all 12 train
+    budget = config_with(arms=["article", "matched_params"], seeds=[0, 1], param_budget=900_000)
+    assert build_grid(budget, BASELINES).copied == []
+    # regimes that differ in a setting never share a training
+    regimes = config_with(trainings=["fixed", "converged"], seeds=[0])
+    assert build_grid(regimes, BASELINES).copied == []
+    # ... but one that changes nothing is the same training under another name
+    same = config_with(trainings=["fixed", "again"], training_regimes={"fixed": {}, "again": {}})
+    grid = build_grid(same, BASELINES)
+    assert grid.trained_as["depth1_dim2_seed0_trainingagain"] == "depth1_dim2_seed0"
+
+
+def test_a_copied_models_hparams_are_its_own_then_how_the_training_ran():
+    own = {"depth": 3, "arm": "matched_params", "widths": [500, 300, 100], "seed": 0}
+    trained = {"depth": 3, "arm": "article", "widths": [500, 300, 100], "seed": 0}
+    trained |= {"device": "cpu", "threads": 1, "training_path": "autograd"}
+    copied = copied_hparams(own, trained, "depth3_dim2_seed0")
+    assert copied == own | {
+        "device": "cpu",
+        "threads": 1,
+        "training_path": "autograd",
+        "trained_as": "depth3_dim2_seed0",
+    }
+    assert list(copied)[: len(own)] == list(own)
 
 
 def test_a_training_regime_overrides_the_settings_and_is_checked():

@@ -275,6 +275,42 @@ def test_second_run_has_nothing_to_do(study):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_both_arms_train_their_shared_deepest_model_once(tmp_path):
+    # the matched arm's depth-3 model has the article's widths: one training, copied
+    workdir = copy_workflow(tmp_path / "study")
+    options = ("source=sample", "epochs=1", "depths=[2,3]", "seeds=[0]", "baselines=[pca]")
+    run = snakemake(workdir, "--cores", "2", "--config", *options, "arms=[article,matched_params]")
+    jobs = jobs_in(run.stdout + run.stderr)
+    copied, trained_as = "depth3_dim2_seed0_armmatched-params", "depth3_dim2_seed0"
+    assert sorted(job for job in jobs if job.startswith("train(")) == [
+        "train(run=depth2_dim2_seed0)",
+        "train(run=depth2_dim2_seed0_armmatched-params)",
+        "train(run=depth3_dim2_seed0)",
+    ]
+    assert {job for job in jobs if job.startswith("copy_training(")} == {
+        f"copy_training(run={copied})"
+    }
+    results = workdir / "results/mnist-sample"
+    ours, theirs = results / "models" / copied, results / "models" / trained_as
+    for name in ("model.pt", "history.csv"):
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes()
+    hparams = json.loads((ours / "hparams.json").read_text())
+    original = json.loads((theirs / "hparams.json").read_text())
+    assert hparams["arm"] == "matched_params" and hparams["trained_as"] == trained_as
+    assert {k: v for k, v in hparams.items() if k not in ("arm", "trained_as")} == {
+        k: v for k, v in original.items() if k != "arm"
+    }
+    assert not (results / "benchmarks/train" / f"{copied}.tsv").exists()
+    log = (results / "logs/copy_training" / f"{copied}.log").read_text()
+    assert f"the same training as {trained_as}" in log
+    # scored like any model: the same numbers as the article's, under its own id and arm
+    metrics = json.loads((results / "metrics" / f"{copied}.json").read_text())
+    article = json.loads((results / "metrics" / f"{trained_as}.json").read_text())
+    assert (metrics["model"], metrics["arm"]) == (copied, "matched_params")
+    same = {k: v for k, v in metrics.items() if k not in ("model", "arm")}
+    assert same == {k: v for k, v in article.items() if k not in ("model", "arm")}
+
+
 def _download_config(folder, mirrors, checksums):
     path = folder / "download.yaml"
     path.write_text(yaml.safe_dump({"mirrors": mirrors, "checksums": checksums}))

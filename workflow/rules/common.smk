@@ -94,6 +94,11 @@ def run_of(wildcards):
     )
 
 
+def trained_by(wildcards):
+    """The run that trains the model of this model run (itself, or one with the same training)."""
+    return GRID.run(GRID.trained_as[wildcards.run])
+
+
 def of_runs(kind, runs=None):
     """The `kind` file (see aedepth.grid.PATHS) of every model, or of `runs`, in grid order."""
     return [run.path(kind) for run in (GRID.models if runs is None else runs)]
@@ -127,7 +132,7 @@ def training_threads():
         cores = 1
     if not isinstance(cores, int):
         return 1, 1
-    return training_plan(cores, usable_cpus(), len(GRID.models))
+    return training_plan(cores, usable_cpus(), len(GRID.trained))
 
 
 TRAINING_THREADS, TRAINING_COMPUTE_THREADS = training_threads()

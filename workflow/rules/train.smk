@@ -1,7 +1,11 @@
-# One autoencoder per model run of the grid (see aedepth.grid).
+# One autoencoder per distinct training of the grid's model runs (see aedepth.grid).
 import time
 
 import numpy as np
+
+
+localrules:
+    copy_training,
 
 
 rule train:
@@ -16,6 +20,8 @@ rule train:
         in_study("logs/train/{run}.log"),
     benchmark:
         in_study("benchmarks/train/{run}.tsv")
+    wildcard_constraints:
+        run=one_of(run.id for run in GRID.trained),
     priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
     conda:
         ENV
@@ -30,6 +36,32 @@ rule train:
         compute_threads=TRAINING_COMPUTE_THREADS,
     script:
         "../scripts/train_model.py"
+
+
+# A model run whose training another run of the grid does (GRID.trained_as: same widths, seed
+# and settings, e.g. the matched arm's deepest model is the article's): its files are that
+# run's, copied, with its own hyperparameters; not a second training of the same model.
+rule copy_training:
+    input:
+        weights=lambda wildcards: trained_by(wildcards).path("weights"),
+        hparams=lambda wildcards: trained_by(wildcards).path("hparams"),
+        history=lambda wildcards: trained_by(wildcards).path("history"),
+        code=code_of("copy_training.py"),
+    output:
+        weights=GRID.pattern("weights"),
+        hparams=GRID.pattern("hparams"),
+        history=GRID.pattern("history"),
+    log:
+        in_study("logs/copy_training/{run}.log"),
+    wildcard_constraints:
+        run=one_of(run.id for run in GRID.copied),
+    conda:
+        ENV
+    params:
+        hparams=lambda wildcards: training_hparams(run_of(wildcards), config),
+        trained_as=lambda wildcards: trained_by(wildcards).id,
+    script:
+        "../scripts/copy_training.py"
 
 
 STARTED = time.time()

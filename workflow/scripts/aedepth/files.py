@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,12 @@ def atomic_output(path: str | Path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def copy_file(source: str | Path, destination: str | Path) -> None:
+    """Copy `source` to `destination`, which appears only once complete."""
+    with atomic_output(destination) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def write_json(path: str | Path, data: dict) -> None:

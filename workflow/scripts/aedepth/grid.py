@@ -16,6 +16,7 @@ adds) is a condition: the study is answered separately for each combination of t
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,6 +35,10 @@ ARM = "arm"
 ARTICLE = "article"
 MATCHED = "matched_params"
 REGIME = "training"
+# Axes whose values name settings the training hyperparameters already spell out (an arm's
+# widths, a regime's epochs, ...): runs that differ in nothing else train the same model, e.g.
+# the matched arm's deepest model is the article's own (same widths, same seed).
+NAMING_AXES = (ARM, REGIME)
 
 # Every study writes under results/<study>/ (README, "Studies side by side"); these entries of
 # results/ belong to no study, so no study may take their names (compared case-blind: macOS).
@@ -157,6 +162,9 @@ class Grid:
     runs: tuple[Run, ...]  # the models first, then each baseline's runs
     baselines: tuple[str, ...]
     root: str  # the study's folder (study_root), every run's files under it
+    # model run id -> the id of the first model run (in grid order) that trains the same model:
+    # itself where it is the first; that run's training is copied, not repeated
+    trained_as: dict[str, str]
 
     @property
     def axis_names(self) -> list[str]:
@@ -179,6 +187,16 @@ class Grid:
     @property
     def models(self) -> list[Run]:
         return [run for run in self.runs if run.is_model]
+
+    @property
+    def trained(self) -> list[Run]:
+        """The model runs that train: one per distinct training (see trained_as)."""
+        return [run for run in self.models if self.trained_as[run.id] == run.id]
+
+    @property
+    def copied(self) -> list[Run]:
+        """The model runs whose model another run trains."""
+        return [run for run in self.models if self.trained_as[run.id] != run.id]
 
     @property
     def baseline_runs(self) -> list[Run]:
@@ -277,10 +295,21 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
             _make_run(method, list(zip(used, values)), prefix=f"{method}_", root=root)
             for values in itertools.product(*(config[axis.values_key] for axis in used))
         ]
+    first_of: dict[str, str] = {}  # what a training depends on -> the first run doing it
+    trained_as = {}
     for run in runs:
         if run.is_model:
             _check_training(run, config)
-    return Grid(axes=axes, runs=tuple(runs), baselines=tuple(config["baselines"]), root=root)
+            hparams = training_hparams(run, config)
+            training = {k: v for k, v in hparams.items() if k not in NAMING_AXES}
+            trained_as[run.id] = first_of.setdefault(json.dumps(training, sort_keys=True), run.id)
+    return Grid(
+        axes=axes,
+        runs=tuple(runs),
+        baselines=tuple(config["baselines"]),
+        root=root,
+        trained_as=trained_as,
+    )
 
 
 def _make_run(method: str, parts: list[tuple[Axis, Any]], prefix: str, root: str) -> Run:
@@ -383,6 +412,13 @@ def training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any]:
     )
     hparams["params"] = parameter_count(hparams["widths"], run["latent_dim"])
     return hparams
+
+
+def copied_hparams(own: dict[str, Any], trained: dict[str, Any], trained_as: str) -> dict[str, Any]:
+    """hparams.json of a model run whose model `trained_as` trained: its own hyperparameters
+    (its axis values, e.g. arm: matched_params), then how that training ran (device, threads,
+    path, ...: the keys of that run's hparams.json it lacks), then `trained_as`."""
+    return own | {k: v for k, v in trained.items() if k not in own} | {"trained_as": trained_as}
 
 
 def _check_training(run: Run, config: dict[str, Any]) -> None:
