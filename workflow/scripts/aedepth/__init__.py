@@ -11,6 +11,7 @@ import os
 # job may take the CPUs its finished peers left free (aedepth.train proves the bits equal
 # before it does). Without it, MKL splits some reductions by thread: on an Intel Xeon the
 # depth-3 decoder's input gradient (128x784 @ 784x500) differed between 1 and 2 threads.
-# MKL reads the mode at its first call, hence here, on import, before any matmul; a value
-# the user set is kept. Measured on that Xeon: no cost on 1 thread, none on 2.
+# MKL documents this for its AVX2 and AVX-512 branches of Intel CPUs; elsewhere the check
+# in aedepth.train decides. MKL reads the mode at its first call, hence here, on import,
+# before any matmul; a value the user set is kept. Measured on that Xeon: no cost.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
