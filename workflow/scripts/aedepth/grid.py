@@ -11,6 +11,10 @@ Two axes have a role in the question: `depth` is the one compared (each depth ag
 next smaller one) and `seed` the one replicated (intervals are taken over seeds, and
 comparisons pair runs that share a seed). Every other axis (latent size, or one a user
 adds) is a condition: the study is answered separately for each combination of them.
+
+Model runs whose training hyperparameters differ only in an arm's or regime's name (the
+matched arm's deepest model is the article's) share one training: `Grid.trained_as` names
+the run that trains it, and the others get copies of its model.
 """
 
 from __future__ import annotations
