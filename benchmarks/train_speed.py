@@ -189,7 +189,7 @@ def matmul_floor(
     `route`, as aedepth.speed's written-out step calls them. No loop doing the same products
     can take less; what our epoch takes beyond it is the rest of the step (activations, the
     loss, Adam) and the test-loss pass."""
-    from aedepth.speed import SMALL_LAYER_WEIGHTS, matmul_route
+    from aedepth.speed import layer_precision, matmul_route
 
     sizes = [IMAGE_PIXELS, *widths, latent_dim, *reversed(widths), IMAGE_PIXELS]
     layers = list(zip(sizes, sizes[1:]))
@@ -207,23 +207,18 @@ def matmul_floor(
             if i > 0:
                 x[n_out].mm(weight)
 
-    with matmul_route(route):
-        route_precision = matmul.fp32_precision
+    with matmul_route(route):  # restores the precision step() changes per layer
         precisions = [
-            route_precision if n_in * n_out >= SMALL_LAYER_WEIGHTS else "ieee"
-            for n_in, n_out in layers
+            layer_precision(matmul.fp32_precision, n_in * n_out) for n_in, n_out in layers
         ]
-        try:
-            for _ in range(20):
+        for _ in range(20):
+            step()
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(50):
                 step()
-            best = float("inf")
-            for _ in range(5):
-                started = time.perf_counter()
-                for _ in range(50):
-                    step()
-                best = min(best, (time.perf_counter() - started) / 50)
-        finally:
-            matmul.fp32_precision = route_precision
+            best = min(best, (time.perf_counter() - started) / 50)
     return best * images / batch_size
 
 

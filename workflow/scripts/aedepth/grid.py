@@ -303,8 +303,7 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
     trained_as = {}
     for run in runs:
         if run.is_model:
-            _check_training(run, config)
-            hparams = training_hparams(run, config)
+            hparams = _checked_training_hparams(run, config)
             training = {k: v for k, v in hparams.items() if k not in NAMING_AXES}
             trained_as[run.id] = first_of.setdefault(json.dumps(training, sort_keys=True), run.id)
     return Grid(
@@ -425,7 +424,9 @@ def copied_hparams(own: dict[str, Any], trained: dict[str, Any], trained_as: str
     return own | {k: v for k, v in trained.items() if k not in own} | {"trained_as": trained_as}
 
 
-def _check_training(run: Run, config: dict[str, Any]) -> None:
+def _checked_training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any]:
+    """training_hparams(run, config), refused in one line where its regime is unknown or
+    stops early without a validation split."""
     values = dict(run.values)
     if REGIME in values and values[REGIME] not in config.get("training_regimes", {}):
         raise ConfigError(
@@ -438,6 +439,7 @@ def _check_training(run: Run, config: dict[str, Any]) -> None:
             f"training regime {values.get(REGIME)!r} sets early_stopping_patience > 0 without "
             "a validation split: give it validation_fraction above 0, e.g. 0.1"
         )
+    return hparams
 
 
 def baseline_hparams(run: Run) -> dict[str, Any]:

@@ -273,6 +273,11 @@ def layers_of(model: nn.Module) -> list[tuple[nn.Linear, nn.Module | None]]:
 SMALL_LAYER_WEIGHTS = 4096
 
 
+def layer_precision(route_precision: str, weights: int) -> str:
+    """The fp32_precision a layer's matmuls take on a route: small layers strict fp32."""
+    return route_precision if weights >= SMALL_LAYER_WEIGHTS else "ieee"
+
+
 @torch.no_grad()
 def loss_and_gradients(
     layers: list[tuple[nn.Linear, nn.Module | None]], x: torch.Tensor
@@ -289,9 +294,7 @@ def loss_and_gradients(
     """
     matmul = torch.backends.mkldnn.matmul
     route = matmul.fp32_precision  # as fp32_matmuls set it
-    precisions = [
-        route if linear.weight.numel() >= SMALL_LAYER_WEIGHTS else "ieee" for linear, _ in layers
-    ]
+    precisions = [layer_precision(route, linear.weight.numel()) for linear, _ in layers]
     inputs = []  # each layer's input, kept for its backward (as autograd keeps them)
     h = x
     try:

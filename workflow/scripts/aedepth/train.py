@@ -231,6 +231,12 @@ def train(
             "subnormal floats are not flushed to zero on every compute thread (threads "
             "started before training, or a CPU without the mode): late epochs may run slower"
         )
+    # this process's arithmetic (MKL's reproducibility mode is set by importing aedepth): it
+    # identifies a checkpoint and a measured choice as much as the code does
+    arithmetic = {
+        "subnormals_flushed": subnormals_flushed,
+        "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+    }
     model = build_model(hparams).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"], fused=True)
     shuffle = torch.Generator(device=device).manual_seed(hparams["seed"])
@@ -242,8 +248,7 @@ def train(
         "data": data_fingerprint(x_train, y_train, x_test),
         "device": device.type,
         "code": code_version(),
-        # MKL's reproducibility mode (set by importing aedepth): part of the arithmetic
-        "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+        "mkl_cbwr": arithmetic["mkl_cbwr"],
     }
     state = _resumable(checkpoint_path, made_by)
     if state is not None:
@@ -264,7 +269,7 @@ def train(
         hparams,
         state,
         len(history),
-        subnormals_flushed,
+        arithmetic,
         choice_cache,
     )
     step = make_step(model, optimizer)
@@ -355,12 +360,7 @@ def train(
     if patience > 0:  # keep the weights of the best validation epoch
         model.load_state_dict(best_model)
     model.zero_grad(set_to_none=True)
-    how = {
-        "training_path": choice.path,
-        "matmul_route": choice.route,
-        "subnormals_flushed": subnormals_flushed,
-        "mkl_cbwr": made_by["mkl_cbwr"],
-    }
+    how = {"training_path": choice.path, "matmul_route": choice.route} | arithmetic
     return model.eval(), history, how | ({"probe_ms_per_step": probe_ms} if probe_ms else {})
 
 
@@ -408,7 +408,7 @@ def _choose_training(
     hparams,
     state,
     epochs_done,
-    subnormals_flushed,
+    arithmetic,
     choice_cache=None,
 ) -> tuple[speed.Candidate, Callable, dict[str, float]]:
     """How to train (the candidate, its step maker, the probe's ms per step): a resumed run keeps its checkpoint's choice (so that it ends
@@ -452,8 +452,7 @@ def _choose_training(
                 "device": device.type,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
-                "subnormals_flushed": subnormals_flushed,
-                "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+                **arithmetic,
                 "layers": speed.layer_shapes(model),
                 "batch_size": batch_size,
                 "candidates": [str(c) for c in makers],
