@@ -126,6 +126,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         ("data", "was made with other data"),
         ("device", "was made with other device"),
         ("code", "was made with other code"),
+        ("mkl_cbwr", "was made with other mkl_cbwr"),  # MKL's reproducibility mode
         ("truncated", "is not a readable plain checkpoint (RuntimeError)"),
         ("garbage", "is not a readable plain checkpoint ("),
     ],
@@ -149,7 +150,7 @@ def test_a_checkpoint_of_another_run_is_set_aside_and_training_starts_afresh(
         checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     elif change == "garbage":
         checkpoint.write_bytes(b"not a checkpoint")
-    else:  # written on another device or by other training code
+    else:  # written on another device, by other training code or in another MKL mode
         torch.save(state | {change: "other"}, checkpoint)
     with caplog.at_level(logging.INFO, logger="aedepth"):
         _, history = train(hp, x, x_test, checkpoint, CPU)
@@ -722,6 +723,26 @@ def test_a_remembered_choice_is_reused_for_the_same_key_only(tmp_path):
     assert calls == [FAST_ONEDNN, FAST_DEFAULT, FAST_DEFAULT]
 
 
+def test_a_choice_measured_in_another_arithmetic_is_measured_anew(tmp_path, monkeypatch):
+    measured = []
+    choose = speed.choose_training
+    monkeypatch.setattr(speed, "choose_training", lambda *a: measured.append(1) or choose(*a))
+    x_train, x_test, cache = images(300), images(50, seed=1), tmp_path / "choices.json"
+
+    def run(name):
+        training.train(
+            hparams(epochs=1), x_train, labels(300), x_test, tmp_path / name, CPU,
+            choice_cache=cache,
+        )  # fmt: skip
+
+    run("first")
+    run("again")  # the same machine, shapes and arithmetic: remembered
+    assert len(measured) == 1
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # another MKL mode: other speeds, other bits
+    run("other")
+    assert len(measured) == 2
+
+
 def test_threads_that_follow_the_free_cpus_change_no_bit(tmp_path, monkeypatch, caplog):
     # The last training job of a study, alone, may take the CPUs its finished peers held: only
     # where more threads are proven to give the same weights and losses, so a run's result never
@@ -860,3 +881,28 @@ def test_compute_threads_started_before_the_mode_are_caught(tmp_path):
         tmp_path,
     )
     assert out == "False"
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs 2 CPUs for 2 compute threads")
+def test_threads_that_do_not_flush_subnormals_keep_a_job_on_its_threads(tmp_path):
+    # a compute thread started before the flush keeps IEEE subnormals: late in training it
+    # would give other bits, so the job must not take it even where every other output of
+    # the check agrees (MKL's strict mode makes the matmuls agree)
+    out = run_fresh(
+        "import torch\n"
+        "from aedepth import speed, train as t\n"
+        "from aedepth.model import Autoencoder\n"
+        "torch.set_num_threads(2)\n"
+        "torch.rand(512, 512) @ torch.rand(512, 512)\n"  # starts the second thread unflushed
+        "torch.set_flush_denormal(True)\n"  # this thread only
+        "torch.set_num_threads(1)\n"
+        "m = Autoencoder([16], 2)\n"
+        "o = torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)\n"
+        "make = lambda mm, oo: speed.fast_step(mm, oo, torch.device('cpu'))\n"
+        "images = torch.randint(0, 256, (64, 784), dtype=torch.uint8)\n"
+        "follow = t._threads_for_free_cpus(\n"
+        "    2, torch.device('cpu'), 'default', make, m, o, torch.rand(32, 784), images)\n"
+        "print(follow is None)",
+        tmp_path,
+    )
+    assert out == "True"
