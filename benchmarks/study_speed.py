@@ -7,11 +7,11 @@ Run from the repository root (about 2-3 minutes on a 2-CPU laptop with the defau
 
 It trains every model of the default study (depths 1-3 x 3 seeds: 784-500[-300[-100]]-2,
 mirrored; batch 128) for --epochs epochs each, in separate processes started as Snakemake
-starts them under `--cores`: aedepth.cpus.training_plan decides how many run side by side
-and with how many threads, the longest start first (aedepth.cpus.training_priority), a new
-one starts when one ends, and each job is
-aedepth.train.train as the workflow runs it (imports, data, measured choice of path and
-route, epochs, checkpoints). In the same run it measures the machine's fp32 peak (a 2048^3
+starts them under `--cores`: each computes with --training-threads threads (the config's
+training_threads) and reserves as many cores, so --cores // --training-threads run side by
+side, the longest first (aedepth.cpus.training_priority), a new one starts when one ends,
+and each job is aedepth.train.train as the workflow runs it (imports, data, the route of
+--matmul-route, epochs, checkpoints). In the same run it measures the machine's fp32 peak (a 2048^3
 matmul on all usable CPUs, the faster exact route), before and after the jobs; the higher
 counts. It reports the achieved GFLOP/s (6 x parameters x images x epochs over the wall
 time of all jobs) as % of the peak, the projected time of the default study's training
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from aedepth.cpus import cpu_model, training_plan, training_priority, usable_cpus  # noqa: E402
+from aedepth.cpus import cpu_model, training_priority, usable_cpus  # noqa: E402
 from aedepth.efficiency import fp32_peak, training_flop  # noqa: E402
 from aedepth.grid import parameter_count  # noqa: E402
 
@@ -64,7 +64,7 @@ def job(spec_path: str) -> None:
         arrays["x_test"],
         Path(spec_path).with_suffix(".checkpoint"),
         torch.device("cpu"),
-        max_threads=spec["max_threads"],
+        matmul_route=spec["matmul_route"],
     )
     result = {
         "epochs": [row["seconds"] for row in history],
@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[500, 300, 100])
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--training-threads", type=int, default=1, help="as config's")
+    parser.add_argument("--matmul-route", default="auto", choices=["auto", "default", "onednn"])
     parser.add_argument("--csv", default="benchmarks/study.csv", help="where to write the table")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,8 +113,8 @@ def main() -> None:
 
     cpus = usable_cpus()
     models = [(d, s) for d in args.depths for s in range(args.seeds)]
-    reserve, threads = training_plan(args.cores, cpus, len(models))
-    side_by_side = min(len(models), args.cores // reserve)
+    threads = args.training_threads
+    side_by_side = max(1, min(len(models), args.cores // threads))
     arrays, data_name = load_data(args.data)
     data = args.data or next(
         str(path)
@@ -139,7 +141,12 @@ def main() -> None:
             spec = Path(tmp) / f"depth{depth}_dim2_seed{seed}.json"
             spec.write_text(
                 json.dumps(
-                    {"hparams": hparams, "threads": threads, "max_threads": reserve, "data": data}
+                    {
+                        "hparams": hparams,
+                        "threads": threads,
+                        "matmul_route": args.matmul_route,
+                        "data": data,
+                    }
                 )
             )
             specs.append(spec)
@@ -170,7 +177,7 @@ def main() -> None:
     print(f"# {cpu_model()}, {cpus} usable CPU(s), --cores {args.cores}; data: {data_name}")
     print(
         f"# schedule: {len(models)} training jobs, {side_by_side} side by side, "
-        f"{threads} thread(s) each (each reserves {reserve} of --cores)"
+        f"{threads} thread(s) each"
     )
     print(
         f"# fp32 peak (2048^3 matmul, {cpus} threads): {peak_before:.0f} GFLOP/s before, "
@@ -191,10 +198,9 @@ def main() -> None:
                 "matmul_route": r["matmul_route"],
             }
         )
-        probe = ", ".join(f"{k} {v:.2f}" for k, v in r.get("probe_ms_per_step", {}).items())
         print(
             f"  {name}: {r['seconds']:.1f} s, best epoch {min(r['epochs']):.2f} s, "
-            f"{r['training_path']} on {r['matmul_route']} (probe ms/step: {probe})"
+            f"{r['training_path']} on {r['matmul_route']}"
         )
     summary = {
         "epochs per model": args.epochs,

@@ -1,4 +1,4 @@
-"""Usable CPUs (affinity, cgroup quotas) and how training jobs share them under --cores."""
+"""Usable CPUs (affinity, cgroup quotas), busy CPU time, training jobs' threads and order."""
 
 from __future__ import annotations
 
@@ -9,30 +9,7 @@ import pytest
 from conftest import snakemake
 
 from aedepth import cpus
-from aedepth.cpus import cgroup_cpu_limit, training_plan, usable_cpus
-
-
-@pytest.mark.parametrize(
-    ("cores", "cpu_count", "jobs", "plan", "side_by_side"),
-    [
-        (4, 2, 9, (2, 1), 2),  # --cores 4 on a 2-CPU laptop: 2 jobs of 1 thread, not 4
-        (2, 2, 9, (1, 1), 2),
-        (3, 2, 9, (2, 2), 1),  # 2 jobs would need a reservation of 1.5 cores: 1 job, 2 threads
-        (4, 2, 1, (4, 2), 1),  # one job gets all CPUs
-        (4, 64, 9, (1, 1), 4),  # --cores 4 on a 64-core node: 4 jobs of 1 thread
-        (64, 64, 9, (7, 7), 9),  # the whole node: all 9 jobs, 7 threads each
-        (64, 64, 100, (1, 1), 64),
-        (16, 16, 3, (5, 5), 3),
-        (128, 128, 3, (42, 8), 3),  # at most 8 threads per job: more do not pay off
-        (1, 2, 9, (1, 1), 1),
-    ],
-)
-def test_training_plan(cores, cpu_count, jobs, plan, side_by_side):
-    reserve, compute = training_plan(cores, cpu_count, jobs)
-    assert (reserve, compute) == plan
-    running = min(jobs, cores // reserve)  # what Snakemake starts at once under --cores
-    assert running == side_by_side
-    assert running <= cpu_count and running * compute <= max(cpu_count, 1)
+from aedepth.cpus import cgroup_cpu_limit, usable_cpus
 
 
 def cgroup(tmp_path, files: dict[str, str], own: str):
@@ -79,14 +56,21 @@ def test_affinity_caps_the_count(monkeypatch, tmp_path):
     assert usable_cpus(tmp_path, tmp_path / "missing") == 1
 
 
-def test_the_workflow_runs_no_more_training_jobs_than_cpus(workflow_dir):
-    """--cores 4 on this machine: every training job reserves cores so that at most
-    usable_cpus() of them run side by side, each computing with its share."""
-    run = snakemake(workflow_dir, "-n", "--cores", "4", "--config", "source=sample")
-    reserve, compute = training_plan(4, usable_cpus(), 9)
-    threads = re.findall(r"^rule train:\n(?:.*\n)*?\s+threads: (\d+)$", run.stdout, re.M)
-    assert threads == [str(reserve)] * 9, run.stdout
-    assert 4 // reserve <= usable_cpus() and compute * (4 // reserve) <= max(usable_cpus(), 4)
+@pytest.mark.parametrize("cores", ["1", "4", "64"])
+def test_training_jobs_take_the_configs_threads_whatever_the_cores(workflow_dir, cores):
+    """Each training job reserves and computes with training_threads, never a share of
+    --cores (which would make weights depend on it); Snakemake caps a reservation above
+    --cores to --cores, and the job still computes with training_threads (its params)."""
+    for threads in ("1", "2"):
+        run = snakemake(
+            workflow_dir, "-n", "-p", "--cores", cores,
+            "--config", "source=sample", f"training_threads={threads}",
+        )  # fmt: skip
+        blocks = re.findall(r"^rule train:\n((?:.+\n)+)", run.stdout, re.M)
+        # Snakemake prints a job's threads only where they are more than 1
+        reserved = [re.search(r"threads: (\d+)", block) for block in blocks]
+        reserved = [match[1] if match else "1" for match in reserved]
+        assert reserved == [str(min(int(threads), int(cores)))] * 9, run.stdout
 
 
 def test_training_priority_orders_jobs_by_their_work():
@@ -114,27 +98,3 @@ def test_busy_seconds_count_every_state_but_idle_and_iowait_of_the_cpus_asked(tm
     assert cpus.busy_cpu_seconds([0], stat) == pytest.approx(121 / ticks)
     assert cpus.busy_cpu_seconds([0, 1], stat) == pytest.approx((121 + 227) / ticks)
     assert cpus.busy_cpu_seconds([0], tmp_path / "missing") is None
-
-
-def test_other_load_is_busy_time_less_our_own_over_the_wall_time():
-    readings = iter([(10.0, 1.0, 100.0), (13.0, 2.0, 102.0), (13.5, 2.5, 103.0)])
-    state = {}
-
-    def busy(cpus):
-        assert cpus == [0, 1]
-        state["busy"], state["own"], state["clock"] = next(readings)
-        return state["busy"]
-
-    load = cpus.OtherLoad([1, 0], busy, own=lambda: state["own"], clock=lambda: state["clock"])
-    assert load() == pytest.approx((3.0 - 1.0) / 2.0)  # others kept one CPU busy
-    assert load() == 0.0  # only we ran
-    assert cpus.OtherLoad([0], lambda _: None)() is None  # no /proc/stat
-
-
-@pytest.mark.parametrize(
-    "others, threads",
-    [(None, 1), (0.0, 2), (0.25, 2), (0.3, 1), (1.9, 1), (3.0, 1)],
-)
-def test_threads_take_the_cpus_other_processes_leave(others, threads):
-    assert cpus.threads_left(base=1, cap=2, cpus=2, others=others) == threads
-    assert cpus.threads_left(base=2, cap=8, cpus=16, others=others) >= 2

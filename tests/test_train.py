@@ -1,5 +1,6 @@
 """Unit tests of the training loop and its speed path: learning, exact resume, divergence,
-the validation split, bit-identical paths, fp32 numerics."""
+the validation split, bit-identical paths, fp32 numerics, one way to train per config and
+hardware class."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from aedepth import speed
 from aedepth import train as training
 from aedepth.cpus import usable_cpus
 from aedepth.data import DataError, validation_split
+from aedepth.hardware import hardware_class
 from aedepth.jobs import UserFacingError
 from aedepth.model import Autoencoder, build_model
-from aedepth.speed import adam_step, fp32_matmuls, layer_shapes, layers_of, loss_and_gradients
+from aedepth.speed import adam_step, layer_shapes, layers_of, loss_and_gradients
 from aedepth.train import HISTORY_COLUMNS, TrainingDiverged, mean_bce
 
 CPU = torch.device("cpu")
@@ -44,10 +46,10 @@ def labels(n: int) -> np.ndarray:
     return np.arange(n) % 10
 
 
-def train(hparams, x_train, x_test, checkpoint, device, progress=None, choice_cache=None):
+def train(hparams, x_train, x_test, checkpoint, device, progress=None):
     """aedepth.train.train with balanced labels for x_train; the model and history."""
     model, history, _ = training.train(
-        hparams, x_train, labels(len(x_train)), x_test, checkpoint, device, progress, choice_cache
+        hparams, x_train, labels(len(x_train)), x_test, checkpoint, device, progress
     )
     return model, history
 
@@ -97,11 +99,10 @@ def test_loss_decreases_on_a_tiny_dataset(tmp_path):
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     x_train, x_test = images(300), images(50, seed=1)  # 300 = 4 full batches + 44
-    choices = tmp_path / "choices.json"  # as the workflow's jobs: both runs train the same way
-    whole_model, whole = train(hparams(), x_train, x_test, tmp_path / "whole", CPU, None, choices)
+    whole_model, whole = train(hparams(), x_train, x_test, tmp_path / "whole", CPU)
 
     with pytest.raises(Stop):
-        train(hparams(), x_train, x_test, tmp_path / "split", CPU, stop_after(1), choices)
+        train(hparams(), x_train, x_test, tmp_path / "split", CPU, stop_after(1))
     assert (tmp_path / "split").exists()
     resumed_model, resumed = train(hparams(), x_train, x_test, tmp_path / "split", CPU)
 
@@ -124,9 +125,10 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     [
         ("hparams", "was made with other hparams"),
         ("data", "was made with other data"),
-        ("device", "was made with other device"),
+        ("hardware_class", "was made with other hardware_class"),  # device, CPU, MKL mode
         ("code", "was made with other code"),
-        ("mkl_cbwr", "was made with other mkl_cbwr"),  # MKL's reproducibility mode
+        ("threads", "was made with other threads"),
+        ("matmul_route", "was made with other matmul_route"),
         ("truncated", "is not a readable plain checkpoint (RuntimeError)"),
         ("garbage", "is not a readable plain checkpoint ("),
     ],
@@ -150,7 +152,7 @@ def test_a_checkpoint_of_another_run_is_set_aside_and_training_starts_afresh(
         checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     elif change == "garbage":
         checkpoint.write_bytes(b"not a checkpoint")
-    else:  # written on another device, by other training code or in another MKL mode
+    else:  # written on another hardware class, by other code, threads or route
         torch.save(state | {change: "other"}, checkpoint)
     with caplog.at_level(logging.INFO, logger="aedepth"):
         _, history = train(hp, x, x_test, checkpoint, CPU)
@@ -304,39 +306,61 @@ def _linear_errors(rows: int, n_in: int, n_out: int) -> list[float]:
     return [((a.double() - b).abs().max() / b.abs().max()).item() for a, b in pairs]
 
 
+def study_route(requested: str) -> str:
+    """speed.training_route for the study's layers and batch shapes."""
+    return speed.training_route(requested, CPU, STUDY_LAYERS, {128, 96}, {1024, 784})
+
+
+def fake_cpu(monkeypatch, vendor: str, flags: set[str]) -> None:
+    monkeypatch.setattr(speed, "cpu_info", lambda: (vendor, flags))
+    monkeypatch.setattr(speed, "_cpu_has_amx", lambda: "amx_tile" in flags)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-def test_the_matmul_route_computes_in_fp32(threads):
-    """Every matmul of the study, on whichever route this machine takes, is fp32-accurate:
+@pytest.mark.parametrize("requested", ["auto", "default", "onednn"])
+def test_the_matmul_route_computes_in_fp32(threads, requested):
+    """Every matmul of the study, on each route this machine allows, is fp32-accurate:
     bf16 or tf32 arithmetic would be off by about 1e-3 or 1e-4."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128, 96}, eval_rows={4096}) as route:
-            assert route in ("onednn-fp32", "default")
+        route = study_route(requested)
+        with speed.matmul_route(route):
             for n_in, n_out in STUDY_LAYERS:
                 for rows in (128, 96):
                     assert max(_linear_errors(rows, n_in, n_out)) < 1e-5, (route, rows, n_in, n_out)
+    except UserFacingError:
+        assert requested == "onednn"  # not proven exact here (e.g. a CPU with AMX)
     finally:
         torch.set_num_threads(previous)
     assert torch.backends.mkldnn.matmul.fp32_precision == "none"  # restored
 
 
-def test_the_fast_route_is_taken_where_it_is_exact():
-    """On an x86 Linux CPU with AVX-512 and no AMX (this project's machines) training takes
-    oneDNN's AVX-512 fp32 kernels rather than MKL's AVX2 path."""
-    if not (
-        torch.backends.mkldnn.is_available()
-        and torch.backends.cpu.get_cpu_capability() == "AVX512"
-        and speed._cpu_has_amx() is False
-    ):
-        pytest.skip("the oneDNN route is only proven on x86 Linux CPUs with AVX-512, no AMX")
-    with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
-        assert route == "onednn-fp32"
-        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+def test_the_route_is_a_fixed_rule_of_the_config_and_the_cpu(monkeypatch):
+    """auto: oneDNN's AVX-512 kernels on AMD CPUs with AVX-512 (where MKL takes its AVX2
+    branch), where the float64 probe proves them exact; MKL's default route elsewhere."""
+    exact = {"yes": True}
+    monkeypatch.setattr(
+        speed, "exact_routes", lambda *a, **k: ["default"] + ["onednn-fp32"] * exact["yes"]
+    )
+    fake_cpu(monkeypatch, "AuthenticAMD", {"avx2", "avx512f"})
+    assert study_route("auto") == "onednn-fp32"
+    assert study_route("default") == "default"
+    fake_cpu(monkeypatch, "AuthenticAMD", {"avx2"})  # a Zen 3
+    assert study_route("auto") == "default"
+    assert study_route("onednn") == "onednn-fp32"  # asked for, and exact
+    fake_cpu(monkeypatch, "GenuineIntel", {"avx2", "avx512f"})  # MKL's own CPUs
+    assert study_route("auto") == "default"
+    exact["yes"] = False  # not proven exact: auto keeps the default, onednn is refused
+    fake_cpu(monkeypatch, "AuthenticAMD", {"avx2", "avx512f"})
+    assert study_route("auto") == "default"
+    with pytest.raises(UserFacingError, match="matmul_route: onednn is not proven fp32-exact"):
+        study_route("onednn")
+    assert speed.training_route("onednn", torch.device("cuda"), STUDY_LAYERS, {128}) == "cuda-fp32"
 
 
 def test_a_route_that_is_not_fp32_exact_is_refused(monkeypatch):
-    """If oneDNN computed in bf16 (as on CPUs with AMX), the probe must fall back."""
+    """If oneDNN computed in bf16 (as on CPUs with AMX), the probe must refuse it."""
     exact = F.linear
 
     def bf16_linear(x, weight, bias=None):
@@ -344,19 +368,19 @@ def test_a_route_that_is_not_fp32_exact_is_refused(monkeypatch):
 
     monkeypatch.setattr(speed.F, "linear", bf16_linear)
     monkeypatch.setattr(speed, "_exact_shapes", {})
-    monkeypatch.setattr(speed, "_cpu_has_amx", lambda: False)
-    with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
-        assert route == "default"
-        assert torch.backends.mkldnn.matmul.fp32_precision == "ieee"
+    fake_cpu(monkeypatch, "AuthenticAMD", {"avx2", "avx512f"})
+    assert study_route("auto") == "default"
+    with pytest.raises(UserFacingError):
+        study_route("onednn")
 
 
 def test_cpus_with_amx_never_take_the_bf16_setting(monkeypatch):
-    monkeypatch.setattr(speed, "_cpu_has_amx", lambda: True)
+    fake_cpu(monkeypatch, "AuthenticAMD", {"avx2", "avx512f", "amx_tile"})
+    assert study_route("auto") == "default"
     matmul = torch.backends.mkldnn.matmul
     previous, matmul.fp32_precision = matmul.fp32_precision, "bf16"  # set by someone else
     try:
-        with fp32_matmuls(CPU, STUDY_LAYERS, train_rows={128}) as route:
-            assert route == "default"
+        with speed.matmul_route("default"):
             assert matmul.fp32_precision == "ieee"  # strict fp32 regardless
         assert matmul.fp32_precision == "bf16"  # and restored
     finally:
@@ -496,40 +520,39 @@ def test_training_never_sees_validation_images_and_the_test_split_only_sets_test
 # --- the speed path against the plain loop ---------------------------------------------------
 
 
-def fast_and_plain(tmp_path, monkeypatch, hp: dict, route: str | None = None) -> list[tuple]:
-    """train() on the speed path, then with it switched off: [(model, history, how)] * 2;
-    both on `route` where it is a candidate (else the measured choice)."""
+def fast_and_plain(tmp_path, monkeypatch, hp: dict, route: str) -> list[tuple]:
+    """train() on the speed path, then with it switched off, both on matmul_route `route`:
+    [(model, history, how)] * 2."""
     x_train, x_test = images(300), images(50, seed=1)  # 4 full batches of 64 + a tail
-    choose = speed.fastest
-    monkeypatch.setattr(
-        speed,
-        "fastest",
-        lambda timings: next((c for c in timings if c.route == route), None) or choose(timings),
-    )
-    runs = [training.train(hp, x_train, labels(300), x_test, tmp_path / "fast", CPU)]
+    runs = [training.train(hp, x_train, labels(300), x_test, tmp_path / "fast", CPU, None, route)]
     with monkeypatch.context() as patch:
         patch.setattr(speed, "fast_step", lambda model, optimizer, device: None)
-        runs.append(training.train(hp, x_train, labels(300), x_test, tmp_path / "plain", CPU))
+        runs.append(
+            training.train(hp, x_train, labels(300), x_test, tmp_path / "plain", CPU, None, route)
+        )
     return runs
 
 
-@pytest.mark.parametrize("route", ["default", "onednn-fp32"])
+@pytest.mark.parametrize("route", ["default", "onednn"])
 def test_both_training_paths_give_bit_identical_weights(tmp_path, monkeypatch, route):
     """The written-out step replaces loss.backward() + optimizer.step() bit for bit, on the
     same matmul route. (Inside the oneDNN route the speed path sends layers below
     SMALL_LAYER_WEIGHTS to the default route, which the plain loop cannot: the rule is
     switched off here so both take the same route for every matmul.)"""
-    if route == "default":
-        monkeypatch.setattr(speed, "_cpu_has_amx", lambda: True)  # keeps oneDNN off
-    else:
-        monkeypatch.setattr(speed, "SMALL_LAYER_WEIGHTS", 0)
-    (fast, fast_history, fast_how), (plain, plain_history, plain_how) = fast_and_plain(
-        tmp_path, monkeypatch, hparams(validation_fraction=0.2), route
-    )
-    if fast_how["matmul_route"] != route:
+    monkeypatch.setattr(speed, "SMALL_LAYER_WEIGHTS", 0)
+    try:
+        (fast, fast_history, fast_how), (plain, plain_history, plain_how) = fast_and_plain(
+            tmp_path, monkeypatch, hparams(validation_fraction=0.2), route
+        )
+    except UserFacingError:
         pytest.skip(f"the {route} route is not proven exact on this machine")
     assert fast_how["training_path"] == "written-out backward"
-    assert plain_how["training_path"] == "autograd" and plain_how["matmul_route"] == route
+    assert plain_how["training_path"] == "autograd"
+    assert (
+        plain_how["matmul_route"]
+        == fast_how["matmul_route"]
+        == speed.training_route(route, CPU, [(784, 100)], {64})
+    )
     for (name, a), b in zip(fast.named_parameters(), plain.parameters(), strict=True):
         assert torch.equal(a, b), name
     for a, b in zip(fast_history, plain_history, strict=True):  # loss values: fp32 accuracy
@@ -605,188 +628,63 @@ def test_the_speed_path_refuses_what_it_does_not_cover(optimizer, device, reason
     assert speed.fast_step(model, torch.optim.Adam(model.parameters(), fused=True), CPU)
 
 
-# --- the choice by measurement ---------------------------------------------------------------
-
-FAST_DEFAULT = speed.Candidate("written-out backward", "default")
-FAST_ONEDNN = speed.Candidate("written-out backward", "onednn-fp32")
-PLAIN_DEFAULT = speed.Candidate("autograd", "default")
+# --- one config, one way to train ------------------------------------------------------------
 
 
-def test_the_fastest_candidate_is_the_one_with_the_best_round():
-    timings = {
-        FAST_ONEDNN: [4.6e-3, 4.8e-3, 5.1e-3],  # as on an Ice Lake: oneDNN slower than MKL
-        FAST_DEFAULT: [3.6e-3, 3.4e-3, 9.0e-3],  # one round slowed by a neighbour
-        PLAIN_DEFAULT: [4.8e-3, 4.9e-3, 5.0e-3],
-    }
-    assert speed.fastest(timings) == FAST_DEFAULT
-    timings[FAST_ONEDNN] = [2.1e-3, 2.2e-3, 2.0e-3]  # as on a Zen 5: oneDNN's AVX-512 wins
-    assert speed.fastest(timings) == FAST_ONEDNN
-    tie = {FAST_DEFAULT: [1.0, 2.0], PLAIN_DEFAULT: [1.0, 1.0]}
-    assert speed.fastest(tie) == FAST_DEFAULT  # the first, i.e. the preferred, on a tie
-    near = {FAST_DEFAULT: [1.0], FAST_ONEDNN: [0.98], PLAIN_DEFAULT: [0.9]}
-    assert speed.fastest(near) == PLAIN_DEFAULT  # 2 % faster: noise; 10 %: a real gain
-    assert speed.fastest({FAST_DEFAULT: [1.0], FAST_ONEDNN: [0.98]}) == FAST_DEFAULT
-
-
-def test_the_probe_costs_well_under_one_percent_of_a_default_job():
-    job_steps = 50 * -(-60_000 // 128)  # 50 epochs of 469 steps
-    for candidates in (2, 4):
-        steps = speed.probe_steps(job_steps, candidates)
-        probe = candidates * (1 + speed.PROBE_ROUNDS) * steps
-        assert steps >= 3 and probe <= 0.005 * job_steps, (candidates, steps)
-    assert speed.probe_steps(10, 4) == speed.PROBE_MIN_STEPS  # a tiny job: a few steps a round
-
-
-def test_the_choice_and_its_timings_are_logged_in_one_line(monkeypatch, caplog):
-    fake = {FAST_DEFAULT: [3.5e-3, 3.4e-3, 3.6e-3], FAST_ONEDNN: [4.7e-3, 4.6e-3, 4.9e-3]}
-    monkeypatch.setattr(speed, "time_steps", lambda makers, *args: fake)
-    model = Autoencoder([100], 2)
-    optimizer = torch.optim.Adam(model.parameters(), fused=True)
-    makers = dict.fromkeys(fake, None)
-    with caplog.at_level(logging.INFO, logger="aedepth"):
-        choice, ms = speed.choose_training(makers, model, optimizer, pixels(128), 23_450)
-    assert choice == FAST_DEFAULT
-    assert ms == {str(FAST_DEFAULT): 3.4, str(FAST_ONEDNN): 4.6}
-    (line,) = [r.message for r in caplog.records if r.message.startswith("speed probe")]
-    assert line.endswith(
-        "written-out backward on default 3.40, written-out backward on onednn-fp32 4.60; "
-        "training takes written-out backward on default"
+def test_training_records_how_it_trained(tmp_path):
+    _, _, how = training.train(
+        hparams(epochs=1), images(100), labels(100), images(20), tmp_path / "c", CPU
     )
-    with caplog.at_level(logging.INFO, logger="aedepth"):  # one candidate: nothing to time
-        only = {PLAIN_DEFAULT: None}
-        assert speed.choose_training(only, model, optimizer, pixels(128), 10) == (PLAIN_DEFAULT, {})
-
-
-def test_the_probe_leaves_the_runs_weights_optimizer_and_generators_alone():
-    torch.manual_seed(0)
-    model = Autoencoder([100, 50], 2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    rng = torch.get_rng_state()
-    makers = {
-        FAST_DEFAULT: lambda m, o: speed.fast_step(m, o, CPU),
-        PLAIN_DEFAULT: training.plain_step,
-    }
-    timings = speed.time_steps(makers, model, optimizer, pixels(64), steps=2)
-    assert set(timings) == set(makers)
-    assert all(len(t) == speed.PROBE_ROUNDS and min(t) > 0 for t in timings.values())
-    for name, value in model.state_dict().items():
-        assert torch.equal(value, before[name]), name
-    assert not optimizer.state and all(p.grad is None for p in model.parameters())
-    assert torch.equal(torch.get_rng_state(), rng)
-
-
-def test_training_records_its_measured_choice_and_a_resumed_run_keeps_it(tmp_path, monkeypatch):
-    x_train, x_test = images(300), images(50, seed=1)
-    picks = []
-    monkeypatch.setattr(
-        speed, "fastest", lambda timings: picks.append(list(timings)) or PLAIN_DEFAULT
-    )
-    monkeypatch.setattr(speed, "_cpu_has_amx", lambda: True)  # one route: default
-    with pytest.raises(Stop):
-        training.train(hparams(), x_train, labels(300), x_test, tmp_path / "c", CPU, stop_after(1))
-    assert picks == [[FAST_DEFAULT, PLAIN_DEFAULT]]
-    # resumed: the interrupted run's choice (autograd) is kept, though another would win now
-    monkeypatch.setattr(speed, "fastest", lambda timings: picks.append(1) or FAST_DEFAULT)
-    _, history, how = training.train(hparams(), x_train, labels(300), x_test, tmp_path / "c", CPU)
-    assert len(picks) == 1 and len(history) == 3
     assert how == {
-        "training_path": "autograd",
-        "matmul_route": "default",
+        "hardware_class": hardware_class("cpu"),
+        "threads": torch.get_num_threads(),
+        "training_path": "written-out backward",
+        "matmul_route": study_route("auto"),
         "subnormals_flushed": training._subnormals_flushed(),
-        "mkl_cbwr": os.environ["MKL_CBWR"],  # as importing aedepth set it (or the user)
     }
-    _, _, how = training.train(hparams(), x_train, labels(300), x_test, tmp_path / "new", CPU)
-    assert how["training_path"] == "written-out backward" and how["matmul_route"] == "default"
-    assert set(how["probe_ms_per_step"]) == {str(FAST_DEFAULT), str(PLAIN_DEFAULT)}
-
-
-def test_a_remembered_choice_is_reused_for_the_same_key_only(tmp_path):
-    cache = tmp_path / "cache" / "choices.json"
-    calls = []
-
-    def measure(choice):
-        return lambda: calls.append(choice) or (choice, {str(choice): 1.0})
-
-    candidates = [FAST_DEFAULT, FAST_ONEDNN]
-    assert speed.remembered_choice(cache, "a", candidates, measure(FAST_ONEDNN)) == (
-        FAST_ONEDNN,
-        {str(FAST_ONEDNN): 1.0},
+    assert (
+        how["hardware_class"].startswith("cpu: ")
+        and f"torch {torch.__version__}" in (how["hardware_class"])
     )
-    # the same key: no new measurement, whatever it would say now
-    assert speed.remembered_choice(cache, "a", candidates, measure(FAST_DEFAULT))[0] == FAST_ONEDNN
-    assert speed.remembered_choice(cache, "b", candidates, measure(FAST_DEFAULT))[0] == FAST_DEFAULT
-    # a remembered choice that is no candidate here (say, the route failed its proof): anew
-    assert speed.remembered_choice(cache, "a", [FAST_DEFAULT], measure(FAST_DEFAULT))[0] == (
-        FAST_DEFAULT
+
+
+def test_the_routes_probe_takes_nothing_from_the_training_generator(tmp_path, monkeypatch):
+    """The float64 probe of the oneDNN route runs after the seed is set and before epoch 1,
+    on its own generator: a dropout model (which draws from torch's global generator every
+    step) trains to the same bits with and without it."""
+    monkeypatch.setattr(training, "build_model", dropout_model)
+    x_train, x_test = images(300), images(50, seed=1)
+    hp = hparams(epochs=2)
+    plain, history, _ = training.train(hp, x_train, labels(300), x_test, tmp_path / "a", CPU)
+    probed = []
+
+    def probe_then_default(requested, device, layers, train_rows, eval_rows=frozenset()):
+        speed._exact_shapes.clear()  # measured anew, not remembered from an earlier test
+        with monkeypatch.context() as patch:
+            patch.setattr(speed, "_cpu_has_amx", lambda: False)  # the probe runs on any CPU
+            probed.append(speed.exact_routes(device, layers, train_rows, eval_rows))
+        return "default"
+
+    monkeypatch.setattr(speed, "training_route", probe_then_default)
+    model, probed_history, _ = training.train(hp, x_train, labels(300), x_test, tmp_path / "b", CPU)
+    assert probed and speed._exact_shapes  # the probe ran
+    assert [r["train_loss"] for r in probed_history] == [r["train_loss"] for r in history]
+    for a, b in zip(plain.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_importing_aedepth_changes_no_environment_variable(tmp_path):
+    out = run_fresh(
+        "import os, importlib, pkgutil\n"
+        "import aedepth\n"
+        "before = dict(os.environ)\n"
+        "for m in pkgutil.iter_modules(aedepth.__path__):\n"
+        "    importlib.import_module(f'aedepth.{m.name}')\n"
+        "print(dict(os.environ) == before, 'MKL_CBWR' in os.environ)",
+        tmp_path,
+        {k: v for k, v in os.environ.items() if k != "MKL_CBWR"},
     )
-    assert calls == [FAST_ONEDNN, FAST_DEFAULT, FAST_DEFAULT]
-
-
-def test_a_choice_measured_in_another_arithmetic_is_measured_anew(tmp_path, monkeypatch):
-    measured = []
-    choose = speed.choose_training
-    monkeypatch.setattr(speed, "choose_training", lambda *a: measured.append(1) or choose(*a))
-    x_train, x_test, cache = images(300), images(50, seed=1), tmp_path / "choices.json"
-
-    def run(name):
-        training.train(
-            hparams(epochs=1), x_train, labels(300), x_test, tmp_path / name, CPU,
-            choice_cache=cache,
-        )  # fmt: skip
-
-    run("first")
-    run("again")  # the same machine, shapes and arithmetic: remembered
-    assert len(measured) == 1
-    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # another MKL mode: other speeds, other bits
-    run("other")
-    assert len(measured) == 2
-
-
-def test_threads_that_follow_the_free_cpus_change_no_bit(tmp_path, monkeypatch, caplog):
-    # The last training job of a study, alone, may take the CPUs its finished peers held: only
-    # where more threads are proven to give the same weights and losses, so a run's result never
-    # depends on what else was running.
-    x, x_test = images(512), images(128, seed=1)
-    hp = hparams(epochs=3)
-    torch.set_num_threads(1)
-    kept, kept_history = train(hp, x, x_test, tmp_path / "kept.pt", CPU)
-
-    class NothingElseRuns:  # other processes leave every CPU free
-        def __call__(self):
-            return 0.0
-
-    monkeypatch.setattr(training, "OtherLoad", NothingElseRuns)
-    monkeypatch.setattr(training, "usable_cpus", lambda: 2)
-    with caplog.at_level(logging.INFO, logger="aedepth.train"):
-        followed, followed_history, _ = training.train(
-            hp, x, labels(len(x)), x_test, tmp_path / "followed.pt", CPU, max_threads=2
-        )
-    assert torch.get_num_threads() == 1  # restored after training
-    proven = "threads follow the free CPUs, 1 to 2" in caplog.text
-    assert proven or "threads stay at 1: 2 threads give other bits here" in caplog.text
-    if proven:
-        assert "epoch 2 on 2 thread(s)" in caplog.text
-    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(),
-                                                 followed.state_dict().values()))  # fmt: skip
-    assert [row["train_loss"] for row in followed_history] == [
-        row["train_loss"] for row in kept_history
-    ]
-    assert [row["test_loss"] for row in followed_history] == [
-        row["test_loss"] for row in kept_history
-    ]
-
-
-def test_a_computation_that_changes_with_the_threads_is_caught():
-    def sums_split_by_thread():
-        # a reduction whose order follows the thread count (as a full .sum() of a large tensor)
-        parts = torch.arange(1.0, 1e6).split(1_000_000 // torch.get_num_threads())
-        return [torch.stack([part.float().sum() for part in parts]).sum()]
-
-    torch.set_num_threads(1)
-    assert speed.bit_identical_across_threads(lambda: [torch.ones(3) * 2], (1, 2))
-    assert not speed.bit_identical_across_threads(sums_split_by_thread, (1, 2))
-    assert torch.get_num_threads() == 1
+    assert out == "True False"
 
 
 def run_fresh(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -805,10 +703,12 @@ def run_fresh(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 # Every matmul of a depth-3 training step of the study (forward, weight and input gradient
-# of each layer), at 1 and at 2 threads: whether all agree bit for bit, and MKL's mode.
+# of each layer), at 1 and at 2 threads: whether all agree bit for bit, and MKL's mode as
+# strict_mkl (which training calls first) leaves it.
 SAME_BITS_ON_ANY_THREADS = """
-import os, torch
-import aedepth
+import torch
+from aedepth.hardware import strict_mkl
+mode = strict_mkl()
 def products(threads):
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
@@ -820,7 +720,7 @@ def products(threads):
         out += [torch.addmm(torch.rand(n_out, generator=g), x, w.t()), grad.t() @ x, grad @ w]
     return out
 same = all(torch.equal(a, b) for a, b in zip(products(1), products(2)))
-print(same, os.environ["MKL_CBWR"])
+print(same, mode)
 """
 
 
@@ -837,18 +737,35 @@ def _intel_with_avx2() -> bool:
 @pytest.mark.skipif(
     not _intel_with_avx2(),
     reason="MKL documents its strict mode for Intel CPUs with AVX2 or AVX-512 only; elsewhere "
-    "each training job's own check decides whether its threads may change",
+    "training_threads is part of a model's recipe",
 )
 def test_matmuls_give_the_same_bits_on_any_thread_count(tmp_path):
-    # importing aedepth puts MKL in its strict reproducible mode before the first matmul:
-    # without it, MKL splits some of these sums by thread (on an Intel Xeon: 784x500 dgrad)
+    # strict_mkl puts MKL in its strict reproducible mode before the first matmul: without
+    # it, MKL splits some of these sums by thread (on an Intel Xeon: 784x500 dgrad)
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     assert run_fresh(SAME_BITS_ON_ANY_THREADS, tmp_path, env) == "True AUTO,STRICT"
 
 
 def test_a_users_own_mkl_mode_is_kept(tmp_path):
+    if not torch.backends.mkl.is_available():
+        pytest.skip("this torch has no MKL")
     env = {**os.environ, "MKL_CBWR": "COMPATIBLE"}
     assert run_fresh(SAME_BITS_ON_ANY_THREADS, tmp_path, env).endswith(" COMPATIBLE")
+
+
+def test_the_mkl_mode_recorded_is_the_one_in_effect(tmp_path):
+    # once MKL has run, its mode cannot change: what a run records is what MKL runs in
+    if not torch.backends.mkl.is_available():
+        pytest.skip("this torch has no MKL")
+    out = run_fresh(
+        "import torch\n"
+        "from aedepth.hardware import mkl_mode, strict_mkl\n"
+        "torch.rand(300, 300) @ torch.rand(300, 300)\n"
+        "print(strict_mkl(), mkl_mode())",
+        tmp_path,
+        {k: v for k, v in os.environ.items() if k != "MKL_CBWR"},
+    )
+    assert out.split() == ["BRANCH_OFF", "BRANCH_OFF"]  # MKL's default, not strict
 
 
 def test_training_flushes_subnormals_on_every_compute_thread(tmp_path):
@@ -881,28 +798,3 @@ def test_compute_threads_started_before_the_mode_are_caught(tmp_path):
         tmp_path,
     )
     assert out == "False"
-
-
-@pytest.mark.skipif(usable_cpus() < 2, reason="needs 2 CPUs for 2 compute threads")
-def test_threads_that_do_not_flush_subnormals_keep_a_job_on_its_threads(tmp_path):
-    # a compute thread started before the flush keeps IEEE subnormals: late in training it
-    # would give other bits, so the job must not take it even where every other output of
-    # the check agrees (MKL's strict mode makes the matmuls agree)
-    out = run_fresh(
-        "import torch\n"
-        "from aedepth import speed, train as t\n"
-        "from aedepth.model import Autoencoder\n"
-        "torch.set_num_threads(2)\n"
-        "torch.rand(512, 512) @ torch.rand(512, 512)\n"  # starts the second thread unflushed
-        "torch.set_flush_denormal(True)\n"  # this thread only
-        "torch.set_num_threads(1)\n"
-        "m = Autoencoder([16], 2)\n"
-        "o = torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)\n"
-        "make = lambda mm, oo: speed.fast_step(mm, oo, torch.device('cpu'))\n"
-        "images = torch.randint(0, 256, (64, 784), dtype=torch.uint8)\n"
-        "follow = t._threads_for_free_cpus(\n"
-        "    2, torch.device('cpu'), 'default', make, m, o, torch.rand(32, 784), images)\n"
-        "print(follow is None)",
-        tmp_path,
-    )
-    assert out == "True"

@@ -26,7 +26,7 @@ from aedepth.grid import (
     study_path,
     training_hparams,
 )
-from aedepth.cpus import training_plan, training_priority, usable_cpus
+from aedepth.cpus import training_priority
 from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
 from aedepth.studies import INTERVALS, SNAPSHOT, find_studies
@@ -48,6 +48,11 @@ STUDY = GRID.root
 # The downloaded and prepared data, shared by the studies that read the same (see data_folder).
 DATA_FOLDER = data_folder(config)
 DATASET = f"{DATA_FOLDER}/dataset.npz"
+# The prepared data as every job's input. Its folder's name says what determines its bytes
+# (data_folder), so a rebuild with the same settings (the same bytes, a new mtime, e.g. after
+# another study's --delete-all-output) reruns nothing that reads it; other settings are
+# another path, which does.
+DATA_INPUT = ancient(DATASET)
 ENV = "../../envs/aedepth.yaml"
 # Baseline files are the runs' own paths, with the id split into method and setting.
 BASELINE_LATENTS = study_path(STUDY, "latents", "{method}_{setting}")
@@ -117,25 +122,6 @@ def source_files(wildcards):
         # so its new mtime must not rerun the study; changed checksums rerun via params.
         return [ancient(in_data(f"idx/{name}")) for name in IDX_NAMES]
     return [str(path) for path in idx_paths(config["source"], IDX_NAMES)]
-
-
-def training_threads():
-    """(threads each training job reserves of --cores, compute threads it runs), so that
-    `--cores N` keeps the usable CPUs busy without ever running more compute threads than
-    there are (see aedepth.cpus.training_plan): e.g. --cores 4 on 2 CPUs runs 2 jobs of 1
-    thread side by side; --cores 64 on 64 CPUs runs the 9 jobs of the default study with 7
-    threads each. Without --cores (e.g. a cluster executor) it is (1, 1); a job never
-    computes with more threads than its own usable CPUs (train_model.py)."""
-    try:
-        cores = workflow.cores
-    except WorkflowError:  # --unlock, --summary, ... run no job and need no --cores
-        cores = 1
-    if not isinstance(cores, int):
-        return 1, 1
-    return training_plan(cores, usable_cpus(), len(GRID.trained))
-
-
-TRAINING_THREADS, TRAINING_COMPUTE_THREADS = training_threads()
 
 
 def training_gpu():

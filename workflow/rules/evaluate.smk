@@ -9,7 +9,7 @@ localrules:
 
 rule embed:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         weights=GRID.pattern("weights"),
         hparams=GRID.pattern("hparams"),
         code=code_of("embed_latents.py"),
@@ -31,7 +31,7 @@ rule embed:
 
 rule evaluate:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         latents=GRID.pattern("latents"),
         weights=GRID.pattern("weights"),
         hparams=GRID.pattern("hparams"),
@@ -54,7 +54,7 @@ rule evaluate:
 
 rule baseline:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         code=code_of("fit_baseline.py"),
     output:
         latents=BASELINE_LATENTS,

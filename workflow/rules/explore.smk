@@ -8,7 +8,7 @@ localrules:
 
 rule explorer:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         latents=of_runs("latents", GRID.runs),
         weights=of_runs("weights"),
         hparams=of_runs("hparams"),

@@ -49,7 +49,7 @@ rule plot_answer:
 
 rule plot_reconstructions:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         weights=of_group("weights"),
         hparams=of_group("hparams"),
         metrics=of_group("metrics"),
@@ -81,7 +81,7 @@ rule plot_reconstructions:
 
 use rule plot_reconstructions as plot_combined with:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         weights=of_runs("weights"),
         hparams=of_runs("hparams"),
         metrics=of_runs("metrics"),

@@ -1,8 +1,6 @@
 # One autoencoder per distinct training of the grid's model runs (see aedepth.grid).
 import time
 
-import numpy as np
-
 
 localrules:
     copy_training,
@@ -10,7 +8,7 @@ localrules:
 
 rule train:
     input:
-        data=DATASET,
+        data=DATA_INPUT,
         code=code_of("train_model.py"),
     output:
         weights=GRID.pattern("weights"),
@@ -25,7 +23,7 @@ rule train:
     priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
     conda:
         ENV
-    threads: TRAINING_THREADS
+    threads: config["training_threads"]
     resources:
         mem_mb=2000,
         runtime=60,
@@ -33,7 +31,9 @@ rule train:
     params:
         hparams=lambda wildcards: training_hparams(run_of(wildcards), config),
         device=config["device"],
-        compute_threads=TRAINING_COMPUTE_THREADS,
+        # declared settings that can change the bits (see aedepth.hardware): never --cores
+        threads=config["training_threads"],
+        matmul_route=config["matmul_route"],
     script:
         "../scripts/train_model.py"
 
@@ -68,17 +68,17 @@ STARTED = time.time()
 
 
 onsuccess:
-    # One line on how close the training of this run came to the hardware (see
-    # aedepth.efficiency); printed only where this run trained models. Never fails the run.
+    # One line on how fast this run trained (see aedepth.efficiency); printed only where it
+    # trained models, against the fp32 peak benchmarks/train_speed.py last measured, if any.
     try:
-        from aedepth.efficiency import best_peak, study_line
+        from aedepth.efficiency import benchmarked_peak, study_line
 
         if Path(DATASET).exists():
+            import numpy as np
+
             with np.load(DATASET) as dataset:
                 images = len(dataset["y_train"])
-            peak = lambda: best_peak(  # measured only where models were trained
-                Path(".snakemake/aedepth-fp32-peak.json"), usable_cpus()
-            )
+            peak = benchmarked_peak(Path("benchmarks/results.csv"))
             line = study_line(Path(STUDY), images, peak, since=STARTED)
             if line:
                 print(line)

@@ -1,4 +1,5 @@
-"""How many CPUs this process may really use, and how training jobs share them.
+"""How many CPUs this process may really use, how busy they are, and in what order
+training jobs start.
 
 `os.cpu_count()` counts the machine's CPUs; a Slurm job, a container or `taskset` gets fewer:
 its affinity mask (`os.sched_getaffinity`) and its cgroup's CPU quota (v2 `cpu.max`,
@@ -10,12 +11,10 @@ from __future__ import annotations
 import math
 import os
 import platform
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-MAX_TRAINING_THREADS = 8  # a batch of 128 rows is too little work per matmul for more
 
 
 def _quota(text_quota: str, text_period: str) -> float | None:
@@ -76,26 +75,6 @@ def usable_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/c
     return max(1, cpus)
 
 
-def training_plan(cores: int, cpus: int, jobs: int) -> tuple[int, int]:
-    """(threads each training job reserves of `--cores`, compute threads it runs), for `jobs`
-    training jobs on `cpus` usable CPUs under `--cores cores`.
-
-    Side-by-side single-thread jobs train more than one multi-threaded job (two 1-thread jobs
-    ~28 % more than one 2-thread job on 2 CPUs), but more compute threads than CPUs train
-    less (four 1-thread jobs on 2 CPUs ~17 % less than two). So at most min(jobs, cores,
-    cpus) jobs run side by side: each reserves enough of `--cores` that Snakemake starts no
-    more, and computes with its share of the CPUs (up to MAX_TRAINING_THREADS).
-    """
-    cores, cpus, jobs = max(1, cores), max(1, cpus), max(1, jobs)
-    side_by_side = min(jobs, cores, cpus)
-    reserve = max(1, cores // side_by_side)
-    while cores // reserve > side_by_side:  # e.g. --cores 3 on 2 CPUs: 1 job, not 3
-        reserve += 1
-    running = max(1, min(side_by_side, cores // reserve))
-    compute = max(1, min(MAX_TRAINING_THREADS, min(cores, cpus) // running))
-    return min(reserve, cores), compute
-
-
 def busy_cpu_seconds(cpus: Iterable[int], stat: Path = Path("/proc/stat")) -> float | None:
     """Seconds the CPUs numbered `cpus` have been busy since boot (every state of /proc/stat
     but idle and iowait, steal included: a vCPU its host did not run was not free); None
@@ -112,45 +91,6 @@ def busy_cpu_seconds(cpus: Iterable[int], stat: Path = Path("/proc/stat")) -> fl
             states = [int(value) for value in values[:8]]
             ticks += sum(states) - states[3] - states[4]
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class OtherLoad:
-    """How many CPUs' worth of this process's usable CPUs other processes kept busy since the
-    previous call (the first call: since construction); None where it cannot be measured."""
-
-    def __init__(
-        self,
-        cpus: Iterable[int] | None = None,
-        busy: Callable[[Iterable[int]], float | None] = busy_cpu_seconds,
-        own: Callable[[], float] = time.process_time,  # every thread of this process
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        if cpus is None:
-            affinity = getattr(os, "sched_getaffinity", None)  # Linux only
-            cpus = affinity(0) if affinity else range(os.cpu_count() or 1)
-        self._cpus = sorted(cpus)
-        self._busy, self._own, self._clock = busy, own, clock
-        self._last = self._sample()
-
-    def _sample(self) -> tuple[float, float, float] | None:
-        busy = self._busy(self._cpus)
-        return None if busy is None else (busy, self._own(), self._clock())
-
-    def __call__(self) -> float | None:
-        last, self._last = self._last, self._sample()
-        if last is None or self._last is None or self._last[2] <= last[2]:
-            return None
-        (busy0, own0, t0), (busy1, own1, t1) = last, self._last
-        return max(0.0, (busy1 - busy0 - (own1 - own0)) / (t1 - t0))
-
-
-def threads_left(base: int, cap: int, cpus: int, others: float | None) -> int:
-    """Compute threads for a job that may use `base` to `cap` threads on `cpus` CPUs of which
-    other processes keep `others` busy: the CPUs left (one three-quarters free counts), never
-    fewer than `base`; `base` where the load is unknown."""
-    if others is None:
-        return base
-    return max(base, min(cap, math.floor(cpus - others + 0.25)))
 
 
 def training_priority(hparams: dict) -> int:

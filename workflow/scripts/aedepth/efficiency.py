@@ -13,10 +13,8 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from aedepth.cpus import cpu_model
 from aedepth.grid import parameter_count
 
 
@@ -51,26 +49,19 @@ def fp32_peak(threads: int, size: int = 2048, repeats: int = 8) -> dict[str, flo
     return peaks
 
 
-def best_peak(
-    path: Path, threads: int, measure: Callable[[int], dict[str, float]] = fp32_peak
-) -> float:
-    """The machine's fp32 peak in GFLOP/s on `threads` threads: measured now (about 2 s) and
-    kept in `path` per CPU model, thread count and torch version if higher than any
-    measurement before. Other processes, or a VM's neighbours, only ever lower a measurement
-    (on a 2-vCPU VM one read 123 GFLOP/s, another 170), so the highest seen is the truest."""
-    import torch
-
-    key = f"{cpu_model()} | {threads} thread(s) | torch {torch.__version__}"
+def benchmarked_peak(table: Path) -> float | None:
+    """The fp32 peak (GFLOP/s) benchmarks/train_speed.py last wrote to `table` (its
+    "matmul peak" row), or None where it has not run here. The workflow never measures it:
+    a 2048^3 matmul on every CPU of the Snakemake process would load a cluster's login node."""
     try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    measured = max(measure(threads).values())
-    if measured > cache.get(key, 0):
-        cache[key] = measured
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cache, indent=2) + "\n")
-    return cache[key]
+        with open(table, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return None
+    peaks = [
+        float(row["gflop_per_s"]) for row in rows if row.get("loop", "").startswith("matmul peak")
+    ]
+    return max(peaks) if peaks else None
 
 
 def _benchmarks(folder: Path) -> list[tuple[Path, float, float]]:
@@ -89,15 +80,12 @@ def _benchmarks(folder: Path) -> list[tuple[Path, float, float]]:
 
 
 def study_line(
-    results: Path,
-    training_images: int,
-    peak_gflops: float | Callable[[], float],
-    since: float = 0.0,
+    results: Path, training_images: int, peak_gflops: float | None, since: float = 0.0
 ) -> str | None:
-    """One line: the training FLOPs of the models trained since `since` (a time stamp), the
-    wall time of the jobs run since then (first start to last end, every rule), the FLOP
-    limit and their ratio; None where no training job ran since then. `peak_gflops` may be
-    a function, called only where there is a line to write (measuring takes seconds)."""
+    """One line: the training FLOPs of the models trained since `since` (a time stamp) and
+    their speed, the wall time of the jobs run since then (first start to last end, every
+    rule) and, given the fp32 peak (benchmarked_peak), the FLOP limit and their ratio; None
+    where no training job ran since then."""
     jobs = [job for job in _benchmarks(results / "benchmarks") if job[1] >= since - 1]
     trained = [tsv.stem for tsv, _, _ in jobs if tsv.parent.name == "train"]
     if not trained:
@@ -113,15 +101,19 @@ def study_line(
             continue
         fitted = round(training_images * (1 - hparams.get("validation_fraction", 0)))
         flop += training_flop(hparams["widths"], hparams["latent_dim"], fitted, epochs)
-    if callable(peak_gflops):
-        peak_gflops = peak_gflops()
     train_jobs = [job for job in jobs if job[0].parent.name == "train"]
     train_seconds = max(s + d for _, s, d in train_jobs) - min(s for _, s, _ in train_jobs)
     wall = max(start + seconds for _, start, seconds in jobs) - min(s for _, s, _ in jobs)
+    speed = flop / train_seconds / 1e9
+    line = (
+        f"aedepth: {len(trained)} model(s), {flop / 1e12:.3g} TFLOP of training at "
+        f"{speed:.0f} GFLOP/s; the jobs took {wall:.0f} s"
+    )
+    if not peak_gflops:
+        return line + " (python benchmarks/train_speed.py measures the fp32 peak to compare)"
     limit = flop / (peak_gflops * 1e9)
     return (
-        f"aedepth: {len(trained)} model(s), {flop / 1e12:.3g} TFLOP of training at "
-        f"{flop / train_seconds / 1e9:.0f} GFLOP/s ({100 * flop / train_seconds / 1e9 / peak_gflops:.0f} % "
-        f"of this machine's fp32 peak, {peak_gflops:.0f} GFLOP/s); the jobs took {wall:.0f} s "
-        f"= {wall / limit:.2f} x the training-FLOP limit ({limit:.3g} s)"
+        f"{line} = {wall / limit:.2f} x the training-FLOP limit ({limit:.3g} s); training ran "
+        f"at {100 * speed / peak_gflops:.0f} % of the fp32 peak benchmarks/train_speed.py "
+        f"measured ({peak_gflops:.0f} GFLOP/s)"
     )

@@ -3,36 +3,30 @@ with the same arithmetic, minus Python and autograd overhead; tests prove it bit
 
 - `exact_routes` / `matmul_route`: the fp32 matmul routes proven exact here (torch's default,
   oneDNN's fp32 kernels where a float64 probe proves them), and switching to one;
+- `training_route`: the route a run trains on, a fixed rule of its config (`matmul_route`)
+  and the hardware class, never a timing;
 - `loss_and_gradients`: `loss.backward()` written out for the MLP autoencoder;
 - `adam_step`: the fused Adam kernel called directly, without `Optimizer.step`'s regrouping;
 - `bce_sum`: the summed BCE with logits from vectorised kernels only.
 
 `fast_step` hands train.py the written-out step where it supports the model, the optimizer,
 the device and this torch's private functions; anywhere else it returns None, and says why
-in one log line, and training takes the plain loop.
-
-`choose_training` times a few steps of every candidate (path x exact route) on the run's
-own batch shape and picks the fastest: which one wins depends on the CPU (oneDNN beats MKL
-on AVX-512 AMD parts, loses on Ice Lake and Zen 3), so it is measured, never assumed.
+in one log line, and training takes the plain loop (the same bits, slower).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import fcntl
-import json
 import logging
 import platform
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aedepth.hardware import cpu_info
+from aedepth.jobs import UserFacingError
 from aedepth.model import Autoencoder
 
 log = logging.getLogger("aedepth.speed")
@@ -74,14 +68,8 @@ _exact_shapes: dict[tuple[int, int, int, bool], bool] = {}
 
 def _cpu_has_amx() -> bool | None:
     """Whether the CPU has AMX tiles (where oneDNN really computes in bf16); None: unknown."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), None)
-    if flags is None:
-        return None
-    return any(flag.startswith("amx") for flag in flags.split(":", 1)[1].split())
+    _, flags = cpu_info()
+    return ("amx_tile" in flags) if flags else None
 
 
 def _spread(n: int) -> torch.Tensor:
@@ -201,18 +189,40 @@ def matmul_route(route: str):
         matmul.fp32_precision = previous
 
 
-@contextlib.contextmanager
-def fp32_matmuls(
+# oneDNN's AVX-512 fp32 kernels beat MKL's AVX2 branch, which MKL takes on AMD CPUs, where the
+# CPU has AVX-512 (measured: Zen 4 +10 % at the 2048^3 peak, Zen 5 2x); MKL wins on Intel CPUs
+# (Ice Lake: 243 against 206-222 GFLOP/s) and on AMD CPUs without AVX-512 (Zen 3).
+
+
+def training_route(
+    requested: str,
     device: torch.device,
     layers: list[tuple[int, int]],
     train_rows: set[int],
     eval_rows: set[int] = frozenset(),
-):
-    """Within the block, fp32 matmuls take the oneDNN route where it is proven exact for
-    these shapes (see exact_routes), else torch's default (strict fp32). Yields the route's
-    name. (Training does not use this preference: it measures; see choose_training.)"""
-    with matmul_route(exact_routes(device, layers, train_rows, eval_rows)[-1]) as route:
-        yield route
+) -> str:
+    """The fp32 matmul route a run trains on: a fixed rule of the config's `matmul_route`
+    and the hardware class, so one config trains one way on every machine of a class.
+
+    "default": torch's default route; "onednn": oneDNN's fp32 kernels, refused in one line
+    where exact_routes does not prove them exact here; "auto": oneDNN on AMD CPUs with
+    AVX-512 where proven exact, else the default route. On a GPU: "cuda-fp32".
+    """
+    if device.type == "cuda":
+        return "cuda-fp32"
+    if requested == "default":
+        return "default"
+    vendor, flags = cpu_info()
+    if requested == "auto" and not (vendor == "AuthenticAMD" and "avx512f" in flags):
+        return "default"
+    if "onednn-fp32" in exact_routes(device, layers, train_rows, eval_rows):
+        return "onednn-fp32"
+    if requested == "onednn":
+        raise UserFacingError(
+            "matmul_route: onednn is not proven fp32-exact on this machine (a CPU with AMX, "
+            "no oneDNN, or a shape that failed the float64 probe): set matmul_route: auto"
+        )
+    return "default"
 
 
 # --- the loss --------------------------------------------------------------------------------
@@ -380,32 +390,7 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
     )
 
 
-# --- threads that follow the free CPUs -------------------------------------------------------
-
-
-def bit_identical_across_threads(
-    run: Callable[[], list[torch.Tensor]], thread_counts: tuple[int, ...]
-) -> bool:
-    """Whether `run()` (a few training steps and an evaluation from fixed weights) returns
-    bit-identical tensors at every thread count of `thread_counts`. Where it does, a job may
-    change its threads between epochs without changing one weight or logged loss; where it
-    does not (a kernel that splits its sums by thread), it keeps its threads."""
-    previous = torch.get_num_threads()
-    outputs = []
-    try:
-        for count in thread_counts:
-            torch.set_num_threads(count)
-            outputs.append(run())
-    finally:
-        torch.set_num_threads(previous)
-    first = outputs[0]
-    return all(
-        len(output) == len(first) and all(torch.equal(a, b) for a, b in zip(output, first))
-        for output in outputs[1:]
-    )
-
-
-# --- the choice ------------------------------------------------------------------------------
+# --- the step ------------------------------------------------------------------------------
 
 
 def fast_step(
@@ -437,146 +422,3 @@ def fast_step(
         return loss
 
     return step
-
-
-# --- the choice, by measurement --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One way to train: a training path ("written-out backward" or "autograd") on an fp32
-    matmul route proven exact here (see exact_routes)."""
-
-    path: str
-    route: str
-
-    def __str__(self) -> str:
-        return f"{self.path} on {self.route}"
-
-
-PROBE_ROUNDS = 3  # measured rounds per candidate, after one warm-up round
-PROBE_SHARE = 0.005  # the probe's steps, all candidates together, against the job's steps
-PROBE_MIN_STEPS, PROBE_MAX_STEPS = 3, 8  # steps per candidate and round: a step jitters
-
-
-def probe_steps(job_steps: int, candidates: int) -> int:
-    """Steps per candidate and round so that the probe (warm-up + PROBE_ROUNDS rounds of every
-    candidate) takes at most PROBE_SHARE of the job's `job_steps` training steps, but at
-    least PROBE_MIN_STEPS (a job of a few epochs pays a larger share; in seconds, little)."""
-    per_round = PROBE_SHARE * job_steps / (max(candidates, 1) * (PROBE_ROUNDS + 1))
-    return max(PROBE_MIN_STEPS, min(PROBE_MAX_STEPS, int(per_round)))
-
-
-PROBE_MARGIN = 0.03  # a later candidate must be this much faster to replace an earlier one
-
-
-def fastest(timings: dict[Candidate, list[float]]) -> Candidate:
-    """The candidate with the lowest best time per step (other processes only ever slow a
-    round down, so the best round is the truest). The candidates come in order of
-    preference (written-out before autograd, torch's default route before oneDNN); a later
-    one wins only when more than PROBE_MARGIN faster, so that near-ties, where noise would
-    decide, give the same choice (and the same fp32 rounding) run after run."""
-    best = None
-    for candidate, seconds in timings.items():
-        if best is None or min(seconds) < min(timings[best]) * (1 - PROBE_MARGIN):
-            best = candidate
-    return best
-
-
-def time_steps(
-    makers: dict[Candidate, Callable[[nn.Module, torch.optim.Optimizer], Callable]],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    steps: int,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[Candidate, list[float]]:
-    """Seconds per step of each candidate in each of PROBE_ROUNDS rounds, on batch `x`.
-
-    The candidates train a copy of `model` with a fresh optimizer of the same kind and
-    settings (`makers[c](copy, its_optimizer)` gives a candidate's step), so the run's own
-    weights, optimizer state and random generators are untouched. The candidates take turns round by
-    round, so all of them meet the machine in the same state; round 0 warms up, uncounted.
-    """
-    # One copy for all candidates: what it learns does not matter to the timing, and four
-    # copies of a depth-3 model with gradients and Adam state held 55 MB more.
-    twin = copy.deepcopy(model)
-    twin_optimizer = type(optimizer)(twin.parameters(), **optimizer.defaults)
-    steppers = {candidate: make(twin, twin_optimizer) for candidate, make in makers.items()}
-    timings: dict[Candidate, list[float]] = {candidate: [] for candidate in makers}
-    for round_ in range(PROBE_ROUNDS + 1):
-        for candidate, step in steppers.items():
-            with matmul_route(candidate.route):
-                started = clock()
-                for _ in range(steps):
-                    loss = step(x)
-                loss.item()  # waits for the device, where it runs asynchronously
-                elapsed = clock() - started
-            if round_:
-                timings[candidate].append(elapsed / steps)
-    return timings
-
-
-def choose_training(
-    makers: dict[Candidate, Callable[[nn.Module, torch.optim.Optimizer], Callable]],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    job_steps: int,
-) -> tuple[Candidate, dict[str, float]]:
-    """The fastest candidate on this machine for this run, and each candidate's best
-    milliseconds per step ({} where there was nothing to choose). One log line."""
-    if len(makers) == 1:
-        (only,) = makers
-        log.info("training takes %s (the only candidate)", only)
-        return only, {}
-    steps = probe_steps(job_steps, len(makers))
-    timings = time_steps(makers, model, optimizer, x, steps)
-    choice = fastest(timings)
-    best_ms = {str(c): round(1000 * min(seconds), 3) for c, seconds in timings.items()}
-    log.info(
-        "speed probe, ms per step of %d rows (best of %d rounds of %d steps): %s; "
-        "training takes %s",
-        len(x),
-        PROBE_ROUNDS,
-        steps,
-        ", ".join(f"{name} {ms:.2f}" for name, ms in best_ms.items()),
-        choice,
-    )
-    return choice, best_ms
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive lock on `path` + ".lock" within the block (jobs starting together wait)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def remembered_choice(
-    cache: Path, key: str, candidates: list[Candidate], choose: Callable
-) -> tuple[Candidate, dict[str, float]]:
-    """The choice `cache` holds for `key` where it is still a candidate; else `choose()`'s
-    (candidate, timings), stored there. Jobs starting at once wait for the first one's
-    measurement, so every job of a kind trains the same way on a machine: reruns are
-    bit-identical, not decided anew by timing noise."""
-    with _locked(cache):
-        try:
-            known = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            known = {}
-        if key in known and Candidate(*known[key]["choice"]) in candidates:
-            choice = Candidate(*known[key]["choice"])
-            log.info("training takes %s, as measured before on this machine (%s)", choice, cache)
-            return choice, known[key]["probe_ms_per_step"]
-        choice, timings = choose()
-        known[key] = {"choice": [choice.path, choice.route], "probe_ms_per_step": timings}
-        tmp = cache.with_name(cache.name + ".tmp")
-        tmp.write_text(json.dumps(known, indent=1) + "\n")
-        tmp.replace(cache)
-        return choice, timings

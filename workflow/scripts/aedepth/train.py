@@ -4,16 +4,18 @@ epoch, exact resume, and early stopping on a validation split carved from the tr
 The loop is the one PyTorch teaches (forward, loss, backward, step). Where aedepth.speed
 supports the model, the same step runs with its backward pass written out (bit-identical
 weights, less overhead); the plain step is always there.
+
+The weights are a function of the hyperparameters, the data, the code, the compute threads
+and matmul route the config declares, and the hardware class (aedepth.hardware): nothing
+is timed, cached outside the run, or drawn from the training's random generator but the
+training itself.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from aedepth import speed
-from aedepth.cpus import MAX_TRAINING_THREADS, OtherLoad, cpu_model, threads_left, usable_cpus
 from aedepth.data import validation_split
 from aedepth.files import atomic_output
+from aedepth.hardware import hardware_class, strict_mkl
 from aedepth.jobs import UserFacingError
 from aedepth.model import Autoencoder, build_model, to_unit
 
@@ -151,7 +153,7 @@ def data_fingerprint(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarra
 
 def _resumable(checkpoint_path: Path, made_by: dict) -> dict | None:
     """The checkpoint's contents if it loads and was made by the same run (`made_by`: the
-    hparams, data, device type and code version); else None, and a checkpoint that exists
+    hparams, data, hardware class, code version, threads and arithmetic); else None, and a checkpoint that exists
     is set aside as *.stale (one log line says why), never resumed and never a crash."""
     if not checkpoint_path.exists():
         return None
@@ -175,6 +177,9 @@ def _resumable(checkpoint_path: Path, made_by: dict) -> dict | None:
     return None
 
 
+FAST_PATH, PLAIN_PATH = "written-out backward", "autograd"
+
+
 def train(
     hparams: dict,
     x_train: np.ndarray,
@@ -183,10 +188,10 @@ def train(
     checkpoint_path: str | Path,
     device: torch.device,
     progress=None,
-    choice_cache: str | Path | None = None,
-    max_threads: int | None = None,
+    matmul_route: str = "auto",
 ) -> tuple[Autoencoder, list[dict], dict]:
-    """Train per `hparams`, resuming from `checkpoint_path` when the same run wrote it.
+    """Train per `hparams` on torch's threads, resuming from `checkpoint_path` when the same
+    run wrote it.
 
     hparams["validation_fraction"] (default 0) of each class of the training images is held
     out as the validation split (the same split for every model); training uses the rest.
@@ -195,61 +200,54 @@ def train(
     training stops once that many epochs bring no better validation loss, and the best epoch's
     weights are kept; otherwise the last epoch's. The history's `kept` column marks that epoch.
 
-    A checkpoint (weights, best weights, optimizer, RNG states, history; hparams, data
-    fingerprint, device type and code version) is written atomically after every epoch, so a
-    killed job resumes and ends bit-identical to an uninterrupted run on the same device. A
-    checkpoint of another run, or one that does not load, is set aside (*.stale).
-    How to train is measured at the start (see _choose_training) unless resuming; with
-    `choice_cache` (a JSON file) a choice measured before for the same machine, threads and
-    shapes is reused, so that reruns train the same way.
-    With `max_threads` above torch's threads, each epoch computes on as many threads (up to
-    `max_threads`) as the CPUs other processes left free in the last one, where more threads
-    are proven to give the same bits (see _threads_for_free_cpus).
-    Returns the model, its per-epoch history and how it was trained:
-    {"training_path": ..., "matmul_route": ..., "subnormals_flushed": ..., "mkl_cbwr": ...,
-    "probe_ms_per_step": {candidate: ms}} (the last only where candidates were timed).
+    A checkpoint (weights, best weights, optimizer, RNG states, history, and what made it) is
+    written atomically after every epoch, so a killed job resumes and ends bit-identical to an
+    uninterrupted run. A checkpoint of another run, or one that does not load, is set aside
+    (*.stale). `matmul_route` (auto, default, onednn) picks the fp32 matmul route by a fixed
+    rule (speed.training_route). Returns the model, its per-epoch history and how it was
+    trained: {"hardware_class", "threads", "training_path", "matmul_route",
+    "subnormals_flushed"}.
     """
+    strict_mkl()  # before this process's first matmul: MKL fixes its mode there
     checkpoint_path = Path(checkpoint_path)
-    batch_size = hparams["batch_size"]
     patience = hparams.get("early_stopping_patience", 0)
-    fraction = hparams.get("validation_fraction", 0)
-    if patience > 0 and not fraction > 0:
-        raise UserFacingError(
-            "early_stopping_patience > 0 needs a validation split (early stopping never looks "
-            "at the test split): set validation_fraction above 0, e.g. 0.1"
-        )
-    fit_index, val_index = validation_split(y_train, fraction, seed=SPLIT_SEED)
-    # without a validation split all images are fitted, in order: no copy (47 MB for MNIST)
-    fit_images = flatten_images(x_train if len(val_index) == 0 else x_train[fit_index], device)
-    val_images = flatten_images(x_train[val_index], device)
-    test_images = flatten_images(x_test, device)
+    fit_images, val_images, test_images = _splits(hparams, x_train, y_train, x_test, device)
 
     torch.manual_seed(hparams["seed"])  # the one place seeds are set: weight init, dropout
-    subnormals_flushed = flush_subnormals()  # and the one place the float mode is set
-    if not subnormals_flushed:
+    how = {"subnormals_flushed": flush_subnormals()}  # the one place the float mode is set
+    if not how["subnormals_flushed"]:
         log.info(
             "subnormal floats are not flushed to zero on every compute thread (threads "
             "started before training, or a CPU without the mode): late epochs may run slower"
         )
-    # this process's arithmetic (MKL's reproducibility mode is set by importing aedepth): it
-    # identifies a checkpoint and a measured choice as much as the code does
-    arithmetic = {
-        "subnormals_flushed": subnormals_flushed,
-        "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
-    }
     model = build_model(hparams).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"], fused=True)
     shuffle = torch.Generator(device=device).manual_seed(hparams["seed"])
-    history: list[dict] = []
-    best_model = None  # weights of the epoch kept_epoch() names, so far
-
+    route = speed.training_route(
+        matmul_route,
+        device,
+        speed.layer_shapes(model),
+        train_rows=_row_counts(len(fit_images), hparams["batch_size"]),
+        eval_rows=_row_counts(len(val_images), EVAL_CHUNK)
+        | _row_counts(len(test_images), EVAL_CHUNK),
+    )
+    step = speed.fast_step(model, optimizer, device)  # None (one log line) where not covered
+    how = {
+        "hardware_class": hardware_class(device.type, _device_name(device)),
+        "threads": torch.get_num_threads(),
+        "training_path": FAST_PATH if step else PLAIN_PATH,
+        "matmul_route": route,
+    } | how
+    step = step or plain_step(model, optimizer)
     made_by = {
         "hparams": hparams,
         "data": data_fingerprint(x_train, y_train, x_test),
-        "device": device.type,
         "code": code_version(),
-        "mkl_cbwr": arithmetic["mkl_cbwr"],
+        **{key: how[key] for key in ("hardware_class", "threads", "matmul_route")},
+        "subnormals_flushed": how["subnormals_flushed"],
     }
+    history: list[dict] = []
+    best_model = None  # weights of the epoch kept_epoch() names, so far
     state = _resumable(checkpoint_path, made_by)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -259,39 +257,15 @@ def train(
         history, best_model = state["history"], state["best_model"]
         log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
 
-    choice, make_step, probe_ms = _choose_training(
-        model,
-        optimizer,
-        device,
-        fit_images,
-        val_images,
-        test_images,
-        hparams,
-        state,
-        len(history),
-        arithmetic,
-        choice_cache,
+    log.info(
+        "training path: %s; fp32 matmul route: %s; %d thread(s); %s",
+        how["training_path"],
+        route,
+        how["threads"],
+        how["hardware_class"],
     )
-    step = make_step(model, optimizer)
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
-    threads = torch.get_num_threads()
-    next_threads = _threads_for_free_cpus(
-        max_threads,
-        device,
-        choice.route,
-        make_step,
-        model,
-        optimizer,
-        to_unit(fit_images[:batch_size]),
-        test_images[:EVAL_CHUNK],
-    )
-    with speed.matmul_route(choice.route) as route:
-        log.info(
-            "training path: %s; fp32 matmul route: %s; %d thread(s)",
-            choice.path,
-            route,
-            torch.get_num_threads(),
-        )
+    with speed.matmul_route(route):
         for epoch in progress(epochs) if progress else epochs:
             if should_stop([row["val_loss"] for row in history], patience):
                 log.info(
@@ -300,166 +274,86 @@ def train(
                     patience,
                 )
                 break
-            if next_threads is not None and epoch > epochs.start:
-                if (count := next_threads()) != torch.get_num_threads():
-                    log.info("epoch %d on %d thread(s): the CPUs left free", epoch, count)
-                    torch.set_num_threads(count)
             started = time.perf_counter()
-            model.train()
-            order = torch.randperm(len(fit_images), generator=shuffle, device=device)
-            loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
-            for start in range(0, len(order), batch_size):
-                # index_select copies whole rows; images[indices] goes element by element
-                x = to_unit(torch.index_select(fit_images, 0, order[start : start + batch_size]))
-                loss_sum += step(x) * x.numel()
-            train_loss = loss_sum.item() / fit_images.numel()
+            train_loss = _train_epoch(step, model, fit_images, shuffle, hparams["batch_size"])
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training loss became {train_loss} in epoch {epoch}: "
                     "lower learning_rate (or batch_size) and run again"
                 )
-            val_loss, test_loss = mean_bce(model, val_images), mean_bce(model, test_images)
             history.append(
                 {
                     "epoch": epoch,
                     "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "test_loss": test_loss,
+                    "val_loss": mean_bce(model, val_images),
+                    "test_loss": mean_bce(model, test_images),
                     "seconds": time.perf_counter() - started,
                 }
             )
-            log.info(
-                "epoch %d/%d train %.5f val %.5f test %.5f (%.2f s)",
-                epoch,
-                hparams["epochs"],
-                train_loss,
-                val_loss,
-                test_loss,
-                history[-1]["seconds"],
-            )
+            _log_epoch(history[-1], hparams["epochs"])
             kept = kept_epoch([row["val_loss"] for row in history], patience)
             for row in history:
                 row["kept"] = int(row["epoch"] == kept)
             if patience > 0 and kept == epoch:
                 best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            checkpoint = {
+                "model": model.state_dict(),
+                "best_model": best_model,
+                "optimizer": optimizer.state_dict(),
+                "shuffle_rng": shuffle.get_state(),
+                "global_rng": _global_rng(device),
+                "history": history,
+            }
             with atomic_output(checkpoint_path) as tmp:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "best_model": best_model,
-                        "optimizer": optimizer.state_dict(),
-                        "shuffle_rng": shuffle.get_state(),
-                        "global_rng": _global_rng(device),
-                        "history": history,
-                        "choice": [choice.path, choice.route],
-                        **made_by,
-                    },
-                    tmp,
-                )
-    torch.set_num_threads(threads)
+                torch.save(checkpoint | made_by, tmp)
     if patience > 0:  # keep the weights of the best validation epoch
         model.load_state_dict(best_model)
     model.zero_grad(set_to_none=True)
-    how = {"training_path": choice.path, "matmul_route": choice.route} | arithmetic
-    return model.eval(), history, how | ({"probe_ms_per_step": probe_ms} if probe_ms else {})
+    return model.eval(), history, how
 
 
-FAST_PATH, PLAIN_PATH = "written-out backward", "autograd"
-
-
-def _threads_for_free_cpus(
-    max_threads, device, route, make_step, model, optimizer, x, eval_images
-) -> Callable[[], int] | None:
-    """A function giving the threads for the next epoch: from torch's threads now up to
-    `max_threads` (the cores the job reserved), as many as the CPUs other processes left
-    free in the last epoch (a study's last training job, alone, gets the CPUs its finished
-    peers held). None where the threads stay: no room above them, not a CPU, or where two
-    training steps and an evaluation from the same weights differ in any bit between any
-    two of those thread counts (one log line)."""
-    base, cpus = torch.get_num_threads(), usable_cpus()
-    cap = min(max_threads or base, cpus, MAX_TRAINING_THREADS)
-    if device.type != "cpu" or cap <= base:
-        return None
-
-    def twin_run() -> list[torch.Tensor]:
-        twin = copy.deepcopy(model)
-        step = make_step(twin, type(optimizer)(twin.parameters(), **optimizer.defaults))
-        losses = [step(x) for _ in range(2)]
-        # a thread count whose threads do not flush subnormals gives other bits late in training
-        flushed = torch.tensor(_subnormals_flushed())
-        return [*losses, torch.tensor(mean_bce(twin, eval_images)), flushed, *twin.parameters()]
-
-    with speed.matmul_route(route):
-        if not speed.bit_identical_across_threads(twin_run, tuple(range(base, cap + 1))):
-            log.info("threads stay at %d: %d threads give other bits here", base, cap)
-            return None
-    load = OtherLoad()
-    log.info("threads follow the free CPUs, %d to %d (bit-identical here)", base, cap)
-    return lambda: threads_left(base, cap, cpus, load())
-
-
-def _choose_training(
-    model,
-    optimizer,
-    device,
-    fit_images,
-    val_images,
-    test_images,
-    hparams,
-    state,
-    epochs_done,
-    arithmetic,
-    choice_cache=None,
-) -> tuple[speed.Candidate, Callable, dict[str, float]]:
-    """How to train (the candidate, its step maker, the probe's ms per step): a resumed run keeps its checkpoint's choice (so that it ends
-    bit-identical to an uninterrupted run), where that is still a candidate here; else the
-    fastest candidate measured on this run's batches (speed.choose_training). Candidates:
-    the written-out step where speed.fast_step covers the run, and the plain step, each on
-    every fp32 matmul route proven exact for the run's shapes."""
-    batch_size = hparams["batch_size"]
-    routes = speed.exact_routes(
-        device,
-        speed.layer_shapes(model),
-        train_rows=_row_counts(len(fit_images), batch_size),
-        eval_rows=_row_counts(len(val_images), EVAL_CHUNK)
-        | _row_counts(len(test_images), EVAL_CHUNK),
-    )
-    paths = {PLAIN_PATH: plain_step}
-    if speed.fast_step(model, optimizer, device) is not None:  # logs why not
-        paths = {FAST_PATH: lambda m, o: speed.fast_step(m, o, device)} | paths
-    makers = {
-        speed.Candidate(path, route): make for path, make in paths.items() for route in routes
-    }
-    kept = speed.Candidate(*state["choice"]) if state and "choice" in state else None
-    if kept in makers:
-        log.info("training takes %s, as before the interruption", kept)
-        return kept, makers[kept], {}
-    if kept is not None:
-        log.info("%s, the interrupted run's choice, is not available here: choosing anew", kept)
-    steps_per_epoch = -(-len(fit_images) // batch_size)
-    job_steps = steps_per_epoch * max(1, hparams["epochs"] - epochs_done)
-    x = to_unit(fit_images[: min(batch_size, len(fit_images))])
-
-    def measure():
-        return speed.choose_training(makers, model, optimizer, x, job_steps)
-
-    if choice_cache is None or len(makers) == 1:
-        choice, probe_ms = measure()
-    else:
-        key = json.dumps(
-            {
-                "cpu": cpu_model(),
-                "device": device.type,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                **arithmetic,
-                "layers": speed.layer_shapes(model),
-                "batch_size": batch_size,
-                "candidates": [str(c) for c in makers],
-            }
+def _splits(hparams, x_train, y_train, x_test, device):
+    """The fitted, validation and test images as uint8 rows on `device`; refuses early
+    stopping without a validation split."""
+    fraction = hparams.get("validation_fraction", 0)
+    if hparams.get("early_stopping_patience", 0) > 0 and not fraction > 0:
+        raise UserFacingError(
+            "early_stopping_patience > 0 needs a validation split (early stopping never looks "
+            "at the test split): set validation_fraction above 0, e.g. 0.1"
         )
-        choice, probe_ms = speed.remembered_choice(Path(choice_cache), key, list(makers), measure)
-    return choice, makers[choice], probe_ms
+    fit_index, val_index = validation_split(y_train, fraction, seed=SPLIT_SEED)
+    # without a validation split all images are fitted, in order: no copy (47 MB for MNIST)
+    fit_images = flatten_images(x_train if len(val_index) == 0 else x_train[fit_index], device)
+    return fit_images, flatten_images(x_train[val_index], device), flatten_images(x_test, device)
+
+
+def _train_epoch(step, model, fit_images, shuffle, batch_size) -> float:
+    """One pass over the fitted images in the shuffle's order; the mean per-pixel loss."""
+    model.train()
+    order = torch.randperm(len(fit_images), generator=shuffle, device=fit_images.device)
+    loss_sum = torch.zeros((), device=fit_images.device)  # summed on the device: no sync per batch
+    for start in range(0, len(order), batch_size):
+        # index_select copies whole rows; images[indices] goes element by element
+        x = to_unit(torch.index_select(fit_images, 0, order[start : start + batch_size]))
+        loss_sum += step(x) * x.numel()
+    return loss_sum.item() / fit_images.numel()
+
+
+def _log_epoch(row: dict, epochs: int) -> None:
+    log.info(
+        "epoch %d/%d train %.5f val %.5f test %.5f (%.2f s)",
+        row["epoch"],
+        epochs,
+        row["train_loss"],
+        row["val_loss"],
+        row["test_loss"],
+        row["seconds"],
+    )
+
+
+def _device_name(device: torch.device) -> str:
+    """The GPU's name (its model decides the kernels); "" on a CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else ""
 
 
 def _global_rng(device: torch.device) -> torch.Tensor:
