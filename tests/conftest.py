@@ -59,8 +59,11 @@ def jobs_in(log: str) -> set[str]:
     return names - {"all"}
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = True):
-    """Run the snakemake of this interpreter's environment in `workdir`; return the process."""
+def snakemake(
+    workdir: Path, *args: str, timeout: float = 900, check: bool = True, env: dict | None = None
+):
+    """Run the snakemake of this interpreter's environment in `workdir` (`env`: variables to
+    set on top of this process's); return the process."""
     command = [str(Path(sys.executable).parent / "snakemake"), *args]
     result = subprocess.run(
         command,
@@ -68,7 +71,7 @@ def snakemake(workdir: Path, *args: str, timeout: float = 900, check: bool = Tru
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
     )
     if check and result.returncode != 0:
         raise AssertionError(

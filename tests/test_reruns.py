@@ -16,6 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import copy_workflow, jobs_in, snakemake
@@ -123,6 +124,37 @@ def study_copy(study: Path, tmp_path: Path) -> Path:
 
 def test_nothing_changed_nothing_runs(study):
     assert planned(study) == set()
+
+
+@pytest.mark.parametrize("cores", ["1", "3", "4", "8"])
+def test_other_cores_rerun_nothing(study, cores):
+    # the study was built with --cores 2: threads are a setting (training_threads), never
+    # derived from --cores, so no params change with it
+    assert jobs_in(snakemake(study, "-n", "--cores", cores, *config_args()).stdout) == set()
+
+
+# A Python start-up hook that makes this machine look like a 64-CPU node to every process.
+SIXTY_FOUR_CPUS = """
+import os
+os.sched_getaffinity = lambda pid: set(range(64))
+os.cpu_count = lambda: 64
+"""
+
+
+def test_a_new_seed_on_a_64_cpu_node_trains_only_its_models(study, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(SIXTY_FOUR_CPUS)
+    run = snakemake(
+        study, "-n", "--cores", "64", *config_args(seeds="[0,1]"),
+        env={"PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    new_models = model_jobs("depth1_dim2_seed1") | model_jobs("depth3_dim2_seed1")
+    redrawn = group_figures("depth1_dim2") | group_figures("depth3_dim2")
+    assert jobs_in(run.stdout) == new_models | redrawn | AGGREGATES | SNAPSHOT
+
+
+def test_the_slurm_profile_over_a_local_study_reruns_nothing(study):
+    run = snakemake(study, "-n", "--workflow-profile", "profiles/slurm", *config_args())
+    assert jobs_in(run.stdout + run.stderr) == set(), run.stdout
 
 
 def test_a_moved_study_is_still_up_to_date(study_copy):
@@ -276,6 +308,26 @@ def test_a_script_reruns_only_its_own_jobs(study_copy):
 
 
 # 7. a deleted output, planned and executed ---------------------------------------------------
+
+
+def test_shared_data_rebuilt_with_the_same_content_reruns_no_other_study(study_copy):
+    # study b reads the data study a built (one folder per data settings, see data_folder)
+    built_b = executed(study_copy, study="b")
+    assert "prepare_data" not in built_b and "train(run=depth1_dim2_seed0)" in built_b
+    data = study_copy / "results/data/sample-test0.2/dataset.npz"
+    with np.load(data) as before:
+        arrays = {key: before[key] for key in before.files}
+    snakemake(study_copy, "--delete-all-output", "--cores", "1", *config_args())
+    assert not data.exists()
+    assert "prepare_data" in executed(study_copy)  # study a again: the data rebuilt, newer
+    with np.load(data) as after:
+        assert all(np.array_equal(after[key], value) for key, value in arrays.items())
+    assert planned(study_copy, study="b") == set()
+    # other data settings are another folder: b reruns from the data on
+    changed = planned(study_copy, study="b", sample_test_fraction="0.3")
+    assert {"prepare_data", "train(run=depth1_dim2_seed0)", "train(run=depth3_dim2_seed0)"} <= (
+        changed
+    )
 
 
 def test_a_deleted_latent_file_reruns_only_it_and_its_dependents(study_copy):
