@@ -30,9 +30,10 @@ COMPARISON_LAYOUT = [
 ALL_KEYS = (
     "arms, axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
     "download_retries, download_timeout, early_stopping_patience, epochs, explorer_points, "
-    "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dims, learning_rate, mirrors, param_budget, "
-    "plot_digits, plot_dpi, sample_test_fraction, seeds, source, study, training_regimes, trainings, "
-    "trustworthiness_neighbors, trustworthiness_samples, validation_fraction"
+    "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dims, learning_rate, matmul_route, "
+    "mirrors, param_budget, plot_digits, plot_dpi, sample_test_fraction, seeds, source, study, "
+    "training_regimes, training_threads, trainings, trustworthiness_neighbors, "
+    "trustworthiness_samples, validation_fraction"
 )
 
 
