@@ -676,6 +676,8 @@ def test_the_routes_probe_takes_nothing_from_the_training_generator(tmp_path, mo
 def test_importing_aedepth_changes_no_environment_variable(tmp_path):
     out = run_fresh(
         "import os, importlib, pkgutil\n"
+        # scikit-learn sets KMP_* variables on import: its doing, not aedepth's
+        "import torch, sklearn, bokeh, matplotlib, pandas, scipy\n"
         "import aedepth\n"
         "before = dict(os.environ)\n"
         "for m in pkgutil.iter_modules(aedepth.__path__):\n"
@@ -785,6 +787,23 @@ def test_training_flushes_subnormals_on_every_compute_thread(tmp_path):
         tmp_path,
     )
     assert out == "True 0"
+
+
+def test_training_puts_mkl_in_its_strict_mode_before_its_first_matmul(tmp_path):
+    if not torch.backends.mkl.is_available():
+        pytest.skip("this torch has no MKL")
+    out = run_fresh(
+        "import numpy as np, torch\n"
+        "from aedepth import train as t\n"
+        "x = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)\n"
+        "hp = dict(widths=[16], latent_dim=2, seed=0, epochs=1, batch_size=32,"
+        " learning_rate=1e-3)\n"
+        "_, _, how = t.train(hp, x, np.arange(64) % 10, x[:16], 'ck', torch.device('cpu'))\n"
+        "print(how['hardware_class'])",
+        tmp_path,
+        {k: v for k, v in os.environ.items() if k != "MKL_CBWR"},
+    )
+    assert out.endswith(", MKL AUTO,STRICT"), out
 
 
 def test_compute_threads_started_before_the_mode_are_caught(tmp_path):
