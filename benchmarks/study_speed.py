@@ -8,8 +8,8 @@ Run from the repository root (about 2-3 minutes on a 2-CPU laptop with the defau
 It trains every model of the default study (depths 1-3 x 3 seeds: 784-500[-300[-100]]-2,
 mirrored; batch 128) for --epochs epochs each, in separate processes started as Snakemake
 starts them under `--cores`: each computes with --training-threads threads (the config's
-training_threads) and reserves as many cores, so --cores // --training-threads run side by
-side, the longest first (aedepth.cpus.training_priority), a new one starts when one ends,
+training_threads) and reserves cores as the workflow does (aedepth.cpus.training_reservation:
+no more side by side than fit on the usable CPUs), the longest first (aedepth.cpus.training_priority), a new one starts when one ends,
 and each job is aedepth.train.train as the workflow runs it (imports, data, the route of
 --matmul-route, epochs, checkpoints). In the same run it measures the machine's fp32 peak (a 2048^3
 matmul on all usable CPUs, the faster exact route), before and after the jobs; the higher
@@ -36,7 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from aedepth.cpus import cpu_model, training_priority, usable_cpus  # noqa: E402
+from aedepth.cpus import (  # noqa: E402
+    cpu_model,
+    training_priority,
+    training_reservation,
+    usable_cpus,
+)
 from aedepth.efficiency import fp32_peak, training_flop  # noqa: E402
 from aedepth.grid import parameter_count  # noqa: E402
 
@@ -114,7 +119,8 @@ def main() -> None:
     cpus = usable_cpus()
     models = [(d, s) for d in args.depths for s in range(args.seeds)]
     threads = args.training_threads
-    side_by_side = max(1, min(len(models), args.cores // threads))
+    reserve = training_reservation(args.cores, cpus, threads)
+    side_by_side = max(1, min(len(models), args.cores // reserve))
     arrays, data_name = load_data(args.data)
     data = args.data or next(
         str(path)
@@ -177,7 +183,7 @@ def main() -> None:
     print(f"# {cpu_model()}, {cpus} usable CPU(s), --cores {args.cores}; data: {data_name}")
     print(
         f"# schedule: {len(models)} training jobs, {side_by_side} side by side, "
-        f"{threads} thread(s) each"
+        f"{threads} thread(s) each (each reserves {reserve} of --cores)"
     )
     print(
         f"# fp32 peak (2048^3 matmul, {cpus} threads): {peak_before:.0f} GFLOP/s before, "

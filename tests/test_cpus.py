@@ -9,7 +9,7 @@ import pytest
 from conftest import snakemake
 
 from aedepth import cpus
-from aedepth.cpus import cgroup_cpu_limit, usable_cpus
+from aedepth.cpus import cgroup_cpu_limit, training_reservation, usable_cpus
 
 
 def cgroup(tmp_path, files: dict[str, str], own: str):
@@ -56,11 +56,32 @@ def test_affinity_caps_the_count(monkeypatch, tmp_path):
     assert usable_cpus(tmp_path, tmp_path / "missing") == 1
 
 
+@pytest.mark.parametrize(
+    ("cores", "cpu_count", "threads", "reserve", "side_by_side"),
+    [
+        (4, 2, 1, 2, 2),  # --cores 4 on a 2-CPU laptop: 2 jobs of 1 thread, not 4
+        (2, 2, 1, 1, 2),
+        (3, 2, 1, 2, 1),  # 2 jobs would need a reservation of 1.5 cores: 1 job
+        (1, 2, 1, 1, 1),
+        (4, 64, 1, 1, 4),  # --cores 4 on a 64-core node: 4 jobs of 1 thread
+        (64, 64, 1, 1, 64),
+        (64, 64, 4, 4, 16),  # training_threads 4: 16 jobs of 4 threads
+        (4, 2, 2, 3, 1),  # one 2-thread job fills the 2 CPUs
+        (1, 2, 2, 1, 1),  # Snakemake caps a reservation at --cores; the job still runs 2
+    ],
+)
+def test_training_jobs_reserve_no_more_side_by_side_than_the_cpus_hold(
+    cores, cpu_count, threads, reserve, side_by_side
+):
+    assert training_reservation(cores, cpu_count, threads) == reserve
+    assert cores // reserve == side_by_side
+    assert side_by_side * threads <= max(cpu_count, threads)
+
+
 @pytest.mark.parametrize("cores", ["1", "4", "64"])
-def test_training_jobs_take_the_configs_threads_whatever_the_cores(workflow_dir, cores):
-    """Each training job reserves and computes with training_threads, never a share of
-    --cores (which would make weights depend on it); Snakemake caps a reservation above
-    --cores to --cores, and the job still computes with training_threads (its params)."""
+def test_training_jobs_compute_with_the_configs_threads_whatever_the_cores(workflow_dir, cores):
+    """--cores only sets how many cores each training job reserves (how many run side by
+    side); it computes with training_threads, its params (tests/test_same_result.py)."""
     for threads in ("1", "2"):
         run = snakemake(
             workflow_dir, "-n", "-p", "--cores", cores,
@@ -70,7 +91,8 @@ def test_training_jobs_take_the_configs_threads_whatever_the_cores(workflow_dir,
         # Snakemake prints a job's threads only where they are more than 1
         reserved = [re.search(r"threads: (\d+)", block) for block in blocks]
         reserved = [match[1] if match else "1" for match in reserved]
-        assert reserved == [str(min(int(threads), int(cores)))] * 9, run.stdout
+        expected = training_reservation(int(cores), usable_cpus(), int(threads))
+        assert reserved == [str(expected)] * 9, run.stdout
 
 
 def test_training_priority_orders_jobs_by_their_work():

@@ -26,7 +26,7 @@ from aedepth.grid import (
     study_path,
     training_hparams,
 )
-from aedepth.cpus import training_priority
+from aedepth.cpus import training_priority, training_reservation, usable_cpus
 from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
 from aedepth.studies import INTERVALS, SNAPSHOT, find_studies
@@ -122,6 +122,21 @@ def source_files(wildcards):
         # so its new mtime must not rerun the study; changed checksums rerun via params.
         return [ancient(in_data(f"idx/{name}")) for name in IDX_NAMES]
     return [str(path) for path in idx_paths(config["source"], IDX_NAMES)]
+
+
+def training_cores():
+    """Cores each training job reserves of --cores: at least its training_threads, more where
+    --cores exceeds the usable CPUs, so that no more jobs run side by side than fit on them
+    (aedepth.cpus.training_reservation). Scheduling only: jobs compute with training_threads
+    (a param), so --cores changes no result. Without --cores (a cluster executor, --unlock,
+    ...) it is training_threads: a Slurm job asks for as many CPUs (cpus_per_task: threads)."""
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # --unlock, --summary, ... run no job and need no --cores
+        cores = None
+    if not isinstance(cores, int):
+        return config["training_threads"]
+    return training_reservation(cores, usable_cpus(), config["training_threads"])
 
 
 def training_gpu():

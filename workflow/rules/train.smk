@@ -23,7 +23,7 @@ rule train:
     priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
     conda:
         ENV
-    threads: config["training_threads"]
+    threads: training_cores()
     resources:
         mem_mb=2000,
         runtime=60,
