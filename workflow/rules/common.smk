@@ -129,7 +129,8 @@ def training_cores():
     --cores exceeds the usable CPUs, so that no more jobs run side by side than fit on them
     (aedepth.cpus.training_reservation). Scheduling only: jobs compute with training_threads
     (a param), so --cores changes no result. Without --cores (a cluster executor, --unlock,
-    ...) it is training_threads: a Slurm job asks for as many CPUs (cpus_per_task: threads)."""
+    ...) it is training_threads: a Slurm job asks for as many CPUs (cpus_per_task: threads).
+    """
     try:
         cores = workflow.cores
     except WorkflowError:  # --unlock, --summary, ... run no job and need no --cores
