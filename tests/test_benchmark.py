@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from aedepth.data import load_sample, save_dataset
@@ -15,6 +16,7 @@ from aedepth.data import load_sample, save_dataset
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmark_writes_the_table_for_both_loops(tmp_path):
     arrays = load_sample(test_fraction=0.2)  # 4,000 + 1,000 real digits
     save_dataset(tmp_path / "dataset.npz", arrays)
@@ -107,6 +109,7 @@ def test_tutorial_epochs_take_torch_default_route_even_inside_ours(monkeypatch):
     assert seen == ["none"]
 
 
+@pytest.mark.slow
 def test_study_benchmark_schedules_jobs_as_the_workflow_and_reports_the_flop_limit(tmp_path):
     arrays = load_sample(test_fraction=0.2)
     save_dataset(tmp_path / "dataset.npz", arrays)

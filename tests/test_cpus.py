@@ -78,6 +78,7 @@ def test_training_jobs_reserve_no_more_side_by_side_than_the_cpus_hold(
     assert side_by_side * threads <= max(cpu_count, threads)
 
 
+@pytest.mark.slow  # dry runs of Snakemake
 @pytest.mark.parametrize("cores", ["1", "4", "64"])
 def test_training_jobs_compute_with_the_configs_threads_whatever_the_cores(workflow_dir, cores):
     """--cores only sets how many cores each training job reserves (how many run side by

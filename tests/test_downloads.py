@@ -52,6 +52,7 @@ def write_bomb(path: Path, expanded: int) -> None:
 # --- time: the whole download within download_timeout ------------------------------------
 
 
+@pytest.mark.slow  # waits out real timeouts
 @pytest.mark.parametrize("timeout", [1.5, 5.0])
 def test_slow_mirror_fails_within_the_timeout(served, timeout, caplog):
     folder, md5s = served

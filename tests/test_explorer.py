@@ -192,6 +192,7 @@ def _inside(screen: list, box: tuple, margin: float) -> set[int]:
     }
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_the_page_in_a_browser_hovers_switches_and_counts_offline(page_file, study_views, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
