@@ -1,4 +1,4 @@
-"""Shared test set-up: the aedepth package on sys.path, and a way to run the workflow."""
+"""Shared test set-up: a way to run the workflow (aedepth is installed: pip install -e .)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 # What a user's clone holds that the workflow needs (results/ and .snakemake/ excluded).
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles", "requirements.txt")

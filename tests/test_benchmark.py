@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,14 @@ import torch
 from aedepth.data import load_sample, save_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def benchmark_module(name: str):
+    """benchmarks/<name>.py as a module (benchmarks/ is a folder of scripts, no package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
@@ -87,11 +96,7 @@ def test_benchmark_writes_the_table_for_both_loops(tmp_path):
 def test_tutorial_epochs_take_torch_default_route_even_inside_ours(monkeypatch):
     """The tutorial's epochs run between ours, i.e. inside aedepth.speed.fp32_matmuls: they
     must still take torch's default matmul route, or the comparison flatters the tutorial."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import train_speed
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    train_speed = benchmark_module("train_speed")
     seen = []
     loop = object.__new__(train_speed.TutorialLoop)
     monkeypatch.setattr(
@@ -166,8 +171,7 @@ def test_study_benchmark_schedules_jobs_as_the_workflow_and_reports_the_flop_lim
 
 def test_the_jobs_a_benchmark_waits_for_count_as_its_own_cpu_time():
     """study_speed.py trains in child processes: their CPU time is not "other processes'"."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from train_speed import OtherLoad
+    OtherLoad = benchmark_module("train_speed").OtherLoad
 
     busy = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
     before = OtherLoad()._sample()[2]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 from idx_server import fake_mnist_arrays, idx_bytes, serve_folder, write_fake_mnist
 
 from aedepth import data
@@ -89,13 +89,12 @@ def test_slow_mirror_every_attempt_is_bounded(served):
 
 PEAK_RSS = """
 import sys
-sys.path.insert(0, sys.argv[1])
 from aedepth import data
 try:
-    if sys.argv[2] == "mirror":
-        data.download_idx(sys.argv[3], [sys.argv[4]], "0" * 32, retries=1, timeout=60)
+    if sys.argv[1] == "mirror":
+        data.download_idx(sys.argv[2], [sys.argv[3]], "0" * 32, retries=1, timeout=60)
     else:
-        data.read_idx_folder(sys.argv[4], {name: "0" * 32 for name in data.IDX_NAMES})
+        data.read_idx_folder(sys.argv[3], {name: "0" * 32 for name in data.IDX_NAMES})
 except data.DataError as error:
     print(error)
 status = open("/proc/self/status").read()
@@ -106,7 +105,7 @@ print(int(status.split("VmHWM:")[1].split()[0]) // 1024)  # peak resident MiB
 def peak_run(kind: str, name: str, where: str) -> tuple[str, int]:
     """Run download_idx or read_idx_folder in a fresh interpreter; (its error, peak RSS MiB)."""
     run = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS, str(REPO / "workflow/scripts"), kind, name, where],
+        [sys.executable, "-c", PEAK_RSS, kind, name, where],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -48,11 +47,10 @@ def test_slots_are_exclusive_across_processes(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; sys.path.insert(0, sys.argv[1]);"
+            "import sys, time;"
             "from pathlib import Path; from aedepth.gpus import gpu_slot\n"
-            "with gpu_slot(['0', '1'], Path(sys.argv[2])) as g:\n"
+            "with gpu_slot(['0', '1'], Path(sys.argv[1])) as g:\n"
             "    print(g, flush=True); time.sleep(30)",
-            str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"),
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,

@@ -690,11 +690,10 @@ def test_importing_aedepth_changes_no_environment_variable(tmp_path):
 
 
 def run_fresh(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    """stdout of `code` in a new interpreter (its own compute threads) in `cwd`, aedepth
-    importable; `env` instead of this process's environment."""
-    scripts = Path(training.__file__).parents[1]
+    """stdout of `code` in a new interpreter (its own compute threads) in `cwd` (aedepth is
+    installed); `env` instead of this process's environment."""
     result = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(scripts)!r})\n{code}"],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         check=True,

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+# The workflow runs from a plain clone (a Slurm node has nothing installed): the package is
+# imported from here, first, so a clone never runs another copy's installed aedepth.
 sys.path.insert(0, str(SCRIPTS))
 
 from aedepth.baselines import BASELINES
