@@ -6,6 +6,8 @@ studies in one folder and compares them.
 
 from __future__ import annotations
 
+import shutil
+
 import copy
 import hashlib
 import io
@@ -278,10 +280,13 @@ def test_two_studies_sit_side_by_side_and_compare_lists_what_differs(tmp_path):
     snakemake(workdir, "--cores", "2", *study_a)
     before = {name: fingerprint(results / name) for name in ("a", "data")}
 
-    run_b = snakemake(workdir, "--cores", "2", "compare", *study_b)
+    run_b = snakemake(workdir, "--cores", "2", *study_b)
     jobs_b = jobs_in(run_b.stdout + run_b.stderr)
     assert "prepare_data" not in jobs_b  # the sample's prepared data is shared, not remade
-    assert {"train(run=depth2_dim2_seed1)", "study_snapshot", "compare"} <= jobs_b
+    assert {"train(run=depth2_dim2_seed1)", "study_snapshot"} <= jobs_b
+    # compare, as a user types it (no config): tabulates what exists, builds nothing else
+    assert jobs_in(snakemake(workdir, "--dry-run", "compare").stdout) == {"compare"}
+    snakemake(workdir, "--cores", "1", "compare")
     # the first study's tree and the shared data are untouched, byte for byte and by mtime
     assert {name: fingerprint(results / name) for name in ("a", "data")} == before
     assert sorted(path.name for path in results.iterdir()) == [
@@ -313,6 +318,18 @@ def test_two_studies_sit_side_by_side_and_compare_lists_what_differs(tmp_path):
     assert (results / "studies.html").read_text().count("<tr>") == 2 + 2
 
     # each study stays up to date in its own right: nothing to run for either
-    for args in (study_a, ["compare", *study_b]):
+    for args in (study_a, study_b, ["compare"]):
         dry_run = snakemake(workdir, "--dry-run", *args)
         assert jobs_in(dry_run.stdout + dry_run.stderr) == set()
+    # a study gone (or added, or changed) makes the table stale: compare alone reruns
+    shutil.rmtree(results / "b")
+    assert jobs_in(snakemake(workdir, "--dry-run", "compare").stdout) == {"compare"}
+
+
+@pytest.mark.workflow
+def test_compare_without_a_finished_study_says_so_in_one_line(tmp_path):
+    workdir = copy_workflow(tmp_path / "project")
+    run = snakemake(workdir, "--cores", "1", "compare", check=False)
+    assert run.returncode != 0
+    assert "no finished study under results/ to compare: run one first" in run.stdout + run.stderr
+    assert not (workdir / "results/studies.csv").exists()

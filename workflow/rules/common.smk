@@ -31,7 +31,7 @@ from aedepth.grid import (
 from aedepth.cpus import training_priority, training_reservation, usable_cpus
 from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
-from aedepth.studies import INTERVALS, SNAPSHOT, find_studies
+from aedepth.studies import SNAPSHOT, find_studies, study_digest
 
 config.update(coerce_cli_lists(config))
 try:
@@ -183,9 +183,11 @@ def group_labels(figure):
 
 
 def compared_studies():
-    """Every finished study under results/ (as found when the workflow starts) and this one."""
+    """{folder: digest of its snapshot and intervals} of every finished study under results/,
+    as found when the workflow starts: `compare` tabulates what exists, builds nothing, and
+    reruns when a study is added, removed or changes (the digests are its params)."""
     found = find_studies(RESULTS) if Path(RESULTS).is_dir() else []
-    return sorted({*map(str, found), STUDY})
+    return {str(folder): study_digest(folder) for folder in found}
 
 
 def final_outputs():

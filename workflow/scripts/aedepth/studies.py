@@ -9,6 +9,8 @@ headline metric the mean over seeds and its 95 % interval (README, "Studies side
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import math
 import re
@@ -47,6 +49,14 @@ def find_studies(results: str | Path) -> list[Path]:
         for folder in Path(results).iterdir()
         if (folder / SNAPSHOT).is_file() and (folder / INTERVALS).is_file()
     )
+
+
+def study_digest(folder: str | Path) -> str:
+    """sha256 of a study's snapshot and intervals: what `compare` reads of it."""
+    digest = hashlib.sha256()
+    for name in (SNAPSHOT, INTERVALS):
+        digest.update((Path(folder) / name).read_bytes())
+    return digest.hexdigest()
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
