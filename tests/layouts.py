@@ -43,6 +43,6 @@ def studies_headline_layout(groups: list[str]) -> list[str]:
     return [
         f"{group}_{metric}{statistic}"
         for group in groups
-        for metric in ("knn_accuracy", "silhouette", "trustworthiness")
+        for metric in ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
         for statistic in ("", "_ci_low", "_ci_high")
     ]

@@ -22,7 +22,6 @@ from aedepth.stats import (
     paired_power,
     seeds_for_power,
     t_interval,
-    verdict,
 )
 
 CONDITIONS = ["latent_dim"]  # a study without the arm and training axes
@@ -52,22 +51,6 @@ def test_t_interval_known_values():
     assert t_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
     single = t_interval([0.7])
     assert single[0] == 0.7 and math.isnan(single[1]) and math.isnan(single[2])
-
-
-@pytest.mark.parametrize(
-    ("low", "high", "higher_is_better", "expected"),
-    [
-        (0.01, 0.2, True, "better"),
-        (0.01, 0.2, False, "worse"),
-        (-0.3, -0.1, False, "better"),
-        (-0.3, -0.1, True, "worse"),
-        (-0.1, 0.1, True, "no clear difference"),
-        (0.0, 0.1, True, "no clear difference"),
-        (math.nan, math.nan, True, "no clear difference"),
-    ],
-)
-def test_verdict(low, high, higher_is_better, expected):
-    assert verdict(low, high, higher_is_better) == expected
 
 
 def models_table(depth2_knn=(0.70, 0.73, 0.75)):

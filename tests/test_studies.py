@@ -24,7 +24,7 @@ from aedepth.studies import (
     differing_keys,
     find_studies,
     flatten,
-    headline,
+    headline_columns,
     studies_html,
     write_snapshot,
 )
@@ -132,7 +132,7 @@ def intervals_of(study_offset: float, depths=(1, 2), latent_dim=2) -> pd.DataFra
     rows = []
     for depth in depths:
         for index, metric in enumerate(
-            ["knn_accuracy", "silhouette", "trustworthiness", "loss_gap"]
+            ["knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce", "loss_gap"]
         ):
             mean = study_offset + depth / 10 + index / 100
             rows.append(
@@ -196,7 +196,9 @@ def test_only_the_values_that_differ_are_listed_study_aside():
 
 def test_headline_columns_name_the_group_as_the_figures_do():
     # depth is read as 1.0 where pca leaves it empty; the columns still say depth1
-    columns = headline(CONFIG, pd.read_csv(io.StringIO(intervals_of(0.5).to_csv(index=False))))
+    columns = headline_columns(
+        CONFIG, pd.read_csv(io.StringIO(intervals_of(0.5).to_csv(index=False)))
+    )
     assert list(columns) == studies_headline_layout(["depth1_dim2", "depth2_dim2"])
     assert columns["depth2_dim2_silhouette"] == pytest.approx(0.71)
     assert columns["depth2_dim2_silhouette_ci_low"] == pytest.approx(0.70)
@@ -237,9 +239,9 @@ def test_a_group_only_one_study_has_is_empty_for_the_other(tmp_path):
     assert list(table.columns[:2]) == ["study", "latent_dims"]
     assert table["latent_dims"].tolist() == ["[2]", "[3]"]
     assert table.columns[-3:].tolist() == [
-        "depth1_dim3_trustworthiness",
-        "depth1_dim3_trustworthiness_ci_low",
-        "depth1_dim3_trustworthiness_ci_high",
+        "depth1_dim3_reconstruction_bce",
+        "depth1_dim3_reconstruction_bce_ci_low",
+        "depth1_dim3_reconstruction_bce_ci_high",
     ]
     assert pd.isna(table.loc[0, "depth1_dim3_knn_accuracy"])
     assert pd.isna(table.loc[1, "depth1_dim2_knn_accuracy"])

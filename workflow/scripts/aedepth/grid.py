@@ -29,6 +29,10 @@ from typing import Any
 from aedepth.jobs import ConfigError
 
 AUTOENCODER = "autoencoder"
+# The metrics a study's headline shows: the findings' levels, the answer figure and the
+# columns of results/studies.csv (here, not in aedepth.metrics: Snakemake imports this module
+# at parse time, and metrics imports scikit-learn).
+HEADLINE_METRICS = ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
 COMPARED = "depth"
 REPLICATE = "seed"
 # The axes every study has: the two above, and the latent size every model and baseline needs.

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from aedepth.files import atomic_output  # noqa: E402
-from aedepth.grid import AUTOENCODER, COMPARED  # noqa: E402
+from aedepth.grid import AUTOENCODER, COMPARED, HEADLINE_METRICS  # noqa: E402
 from aedepth.metrics import METRICS  # noqa: E402
 from aedepth.stats import t_interval  # noqa: E402
 
@@ -265,7 +265,6 @@ def pick_digits(labels: np.ndarray, count: int) -> np.ndarray:
     return np.array(chosen)
 
 
-ANSWER_METRICS = ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
 _MARKS = {"better": "▲", "worse": "▼", "no clear difference": "○"}
 
 
@@ -278,7 +277,7 @@ def answer_figure(
     comparisons: pd.DataFrame,
     conditions: list[str],
     labels: dict[str, str],
-    metrics: tuple[str, ...] = ANSWER_METRICS,
+    metrics: tuple[str, ...] = HEADLINE_METRICS,
 ):
     """The answer at a glance: a panel per headline metric, its mean and 95 % interval over
     seeds against depth, a line per setting (e.g. per arm), every baseline a labelled

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from aedepth.grid import ARM, AUTOENCODER, COMPARED, REGIME, REPLICATE
+from aedepth.grid import ARM, AUTOENCODER, COMPARED, HEADLINE_METRICS, REGIME, REPLICATE
 from aedepth.metrics import METRICS
 
 CONFIDENCE = 0.95
@@ -50,7 +50,6 @@ PUBLISHED_KNN = {
 }
 VERDICTS = ("better", "worse", "no clear difference")
 # The metrics findings.md shows as levels per depth (all are in the tables).
-HEADLINE_METRICS = ("knn_accuracy", "silhouette", "trustworthiness", "reconstruction_bce")
 # Characters that start or end inline markup in reStructuredText (a backslash makes them text).
 RST_MARKUP = re.compile(r"[\\`*_|\[\]]")
 
@@ -99,14 +98,6 @@ def t_interval(values) -> tuple[float, float, float]:
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(values) - 1) * values.std(ddof=1)
     half /= math.sqrt(len(values))
     return mean, mean - half, mean + half
-
-
-def verdict(low: float, high: float, higher_is_better: bool) -> str:
-    """'better' or 'worse' when the interval of (new - old) excludes zero, else no clear difference."""
-    if math.isnan(low) or low <= 0 <= high:
-        return "no clear difference"
-    improved = low > 0 if higher_is_better else high < 0
-    return "better" if improved else "worse"
 
 
 def _no_spread(d: np.ndarray) -> bool:

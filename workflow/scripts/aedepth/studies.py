@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from aedepth.files import atomic_output, html_page
-from aedepth.grid import AUTOENCODER, REPLICATE, group_id, read_axes
+from aedepth.grid import AUTOENCODER, HEADLINE_METRICS, REPLICATE, group_id, read_axes
 from aedepth.jobs import UserFacingError
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: Snakemake imports this module
@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: Snakemake import
 
 SNAPSHOT = "study.yaml"  # in each study's folder
 INTERVALS = "depth_intervals.csv"
-HEADLINE_METRICS = ("knn_accuracy", "silhouette", "trustworthiness")
 STATISTICS = ("mean", "ci_low", "ci_high")  # columns of depth_intervals.csv
 _HEADLINE = re.compile(
     rf"^(?P<group>.+)_(?P<metric>{'|'.join(HEADLINE_METRICS)})(?:_(?P<statistic>ci_low|ci_high))?$"
@@ -86,7 +85,7 @@ def _cell(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, type(None))) else repr(value)
 
 
-def headline(snapshot: dict[str, Any], intervals: pd.DataFrame) -> dict[str, float]:
+def headline_columns(snapshot: dict[str, Any], intervals: pd.DataFrame) -> dict[str, float]:
     """The study's headline columns: for each autoencoder group (its id, as in the figures'
     file names) and each of HEADLINE_METRICS, "{group}_{metric}" (the mean over seeds),
     "..._ci_low" and "..._ci_high"."""
@@ -148,7 +147,7 @@ def compare_studies(snapshots: list[str | Path], intervals: list[str | Path]) ->
         flat = flatten(config)
         row = {"study": str(config["study"])}
         row |= {key: _cell(flat.get(key)) for key in differing}
-        rows.append(row | headline(config, pd.read_csv(path)))
+        rows.append(row | headline_columns(config, pd.read_csv(path)))
     # columns in first-seen order: a group only a later study has comes after the others
     return pd.DataFrame(rows).sort_values("study", ignore_index=True)
 
