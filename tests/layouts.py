@@ -1,7 +1,7 @@
-"""The column layouts README.md documents for the result tables, spelled out once.
+"""The column layouts docs/outputs.md documents for the result tables, spelled out once.
 
 The tests compare the files against these lists rather than against constants of the code
-under test, so a renamed, dropped or moved column fails until README, code and this file agree.
+under test, so a renamed, dropped or moved column fails until docs/outputs.md, code and this file agree.
 """
 
 SUMMARY_LAYOUT = [
@@ -26,7 +26,7 @@ COMPARISON_LAYOUT = [
     "effect_size", "effect_low", "effect_high", "seeds_for_80_power",
 ]  # fmt: skip
 
-# Every key of config.yaml, as the "unknown config key" message lists them (README, Configuration).
+# Every key of config.yaml, as the "unknown config key" message lists them (docs/configuration.md).
 ALL_KEYS = (
     "arms, axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
     "download_retries, download_timeout, early_stopping_patience, epochs, explorer_points, "

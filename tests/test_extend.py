@@ -1,6 +1,6 @@
 """Extending the study without touching the rules: a new axis and a new baseline.
 
-The README's "Contributing" section says an axis is one entry in config.yaml plus its values
+CONTRIBUTING.md says an axis is one entry in config.yaml plus its values
 key in the schema, and a baseline one entry in the registry (aedepth/baselines.py). This test
 does exactly that in a copy of the project and checks that the new runs reach every table and
 figure, with no rule, script, statistics or plotting code edited.

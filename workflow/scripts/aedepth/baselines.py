@@ -3,7 +3,7 @@
 A baseline is fitted on the training images and embeds the training and test images into as
 many dimensions as the latent size; it reconstructs the test images where it can (None
 where it cannot, e.g. a nonlinear map without an inverse). Adding one is one entry in
-`BASELINES` (see README, "Contributing"); the rules, summary, figures and findings pick it
+`BASELINES` (see CONTRIBUTING.md); the rules, summary, figures and findings pick it
 up by name from `baselines:` in config.yaml.
 """
 

@@ -48,7 +48,7 @@ REGIME = "training"
 # the matched arm's deepest model is the article's own (same widths, same seed).
 NAMING_AXES = (ARM, REGIME)
 
-# Every study writes under results/<study>/ (README, "Studies side by side"); these entries of
+# Every study writes under results/<study>/ (docs/outputs.md, "Studies side by side"); these entries of
 # results/ belong to no study, so no study may take their names (compared case-blind: macOS).
 RESULTS = "results"
 SHARED_ENTRIES = ("data", "logs", "studies.csv", "studies.html")

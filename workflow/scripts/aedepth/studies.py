@@ -4,7 +4,7 @@ Every study writes its resolved config to results/<study>/study.yaml. `compare_s
 reads those snapshots and each study's depth_intervals.csv and returns one row per study:
 `study`, the config keys whose values differ between the studies (nested keys dotted, e.g.
 `training_regimes.converged.epochs`), then per autoencoder group (e.g. `depth1_dim2`) and
-headline metric the mean over seeds and its 95 % interval (README, "Studies side by side").
+headline metric the mean over seeds and its 95 % interval (docs/outputs.md, "Studies side by side").
 """
 
 from __future__ import annotations
