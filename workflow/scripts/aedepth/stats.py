@@ -15,6 +15,7 @@ unseeded one) and appear in the findings beside the models, by name.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 import re
 
 import numpy as np
@@ -398,6 +399,39 @@ def headline_rst(sentences: list[str]) -> str:
     return "".join("- " + RST_MARKUP.sub(r"\\\g<0>", s) + "\n" for s in sentences)
 
 
+@dataclass
+class _Study:
+    """What every section of findings.md reads: the tables and how to name a setting."""
+
+    summary: pd.DataFrame
+    intervals: pd.DataFrame
+    comparisons: pd.DataFrame
+    conditions: list[str]
+    labels: dict[str, str]
+    omit: dict | None
+
+    def __post_init__(self):
+        self.models = self.summary[self.summary["method"] == AUTOENCODER]
+        self.shown = _shown(self.models, self.conditions, self.omit)
+        self.levels = _model_levels(self.intervals, self.conditions)
+        is_metric = self.comparisons["metric"].isin(list(METRICS))
+        self.metric_rows = self.comparisons[is_metric]
+        self.gap_rows = self.comparisons[~is_metric]
+
+    def setting(self, row) -> str:
+        """ " (latent size 2, ...)" for a row, or "" where nothing needs naming."""
+        text = _setting(row, self.shown, self.labels)
+        return f" ({text})" if text else ""
+
+    def steps(self, rows: pd.DataFrame):
+        """The groups of `rows` per setting and depth step."""
+        return _groups(rows, [*self.conditions, f"previous_{COMPARED}", COMPARED])
+
+    def level_at(self, row, depth_column: str, metric: str):
+        key = tuple(_value(getattr(row, c)) for c in self.conditions)
+        return self.levels.get((*key, int(getattr(row, depth_column)), metric))
+
+
 def findings_markdown(
     summary: pd.DataFrame,
     intervals: pd.DataFrame,
@@ -413,21 +447,28 @@ def findings_markdown(
     Every sentence is derived from the tables; nothing here is fixed text about results
     (but the published reference points of `dataset`, which are cited as such).
     """
-    models = summary[summary["method"] == AUTOENCODER]
-    shown = _shown(models, conditions, omit)
-    seeds = sorted(int(s) for s in models[REPLICATE].unique())
-    depths = sorted(int(d) for d in models[COMPARED].unique())
-    baselines = [m for m in summary["method"].unique() if m != AUTOENCODER]
-    levels = _model_levels(intervals, conditions)
-    metric_rows = comparisons[comparisons["metric"].isin(list(METRICS))]
-    gap_rows = comparisons[~comparisons["metric"].isin(list(METRICS))]
-    lines = [
+    study = _Study(summary, intervals, comparisons, conditions, labels, omit)
+    lines = _introduction(study, data)
+    if not comparisons.empty:
+        lines += _verdicts(study) + _agreements(study) + _article_claims(study)
+    lines += _convergence(study) + _ceilings(study, dataset) + _levels_table(study)
+    if not comparisons.empty:
+        lines += _differences_table(study)
+    return "\n".join(lines) + "\n"
+
+
+def _introduction(study: _Study, data: str) -> list[str]:
+    """The headline sentences, then what the answer rests on."""
+    seeds = sorted(int(s) for s in study.models[REPLICATE].unique())
+    depths = sorted(int(d) for d in study.models[COMPARED].unique())
+    baselines = [m for m in study.summary["method"].unique() if m != AUTOENCODER]
+    sentences = headline(
+        study.summary, study.comparisons, study.conditions, study.labels, study.omit
+    )
+    return [
         "# Does depth improve the latent representation?",
         "",
-        *(
-            f"- **{sentence}**"
-            for sentence in headline(summary, comparisons, conditions, labels, omit)
-        ),
+        *(f"- **{sentence}**" for sentence in sentences),
         "",
         f"Data: {data}. Depths compared: {', '.join(map(str, depths))}. "
         f"This rests on {len(seeds)} seed{'s' if len(seeds) != 1 else ''} per depth "
@@ -439,132 +480,157 @@ def findings_markdown(
         f"Baselines: {', '.join(baselines) if baselines else 'none'}.",
         "",
     ]
-    if not comparisons.empty:
-        lines += ["## Verdicts per metric", ""]
-        several = len(list(_groups(metric_rows, conditions))) > 1
-        for _, group in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED]):
-            first = next(group.itertuples())
-            by_verdict = {v: group[group["verdict"] == v] for v in VERDICTS}
-            lines.append(f"- {_step_in_setting(first, shown, labels, several)}:")
-            key = tuple(_value(getattr(first, c)) for c in conditions)
-            previous, depth = getattr(first, f"previous_{COMPARED}"), getattr(first, COMPARED)
-            for name in VERDICTS:
-                parts = []
-                for row in by_verdict[name].itertuples():
-                    old = levels.get((*key, int(previous), row.metric))
-                    new = levels.get((*key, int(depth), row.metric))
-                    text = (
-                        f"{row.metric} {_level(old)} → {_level(new)}" if old and new else row.metric
-                    )
-                    if not math.isnan(row.effect_size):
-                        text += (
-                            f" (d_z {row.effect_size:.3g} "
-                            f"[{row.effect_low:.3g}, {row.effect_high:.3g}]"
-                        )
-                        if name == "no clear difference":
-                            seeds_needed = (
-                                f"more than {MAX_SEEDS}"
-                                if math.isnan(row.seeds_for_80_power)
-                                else f"{row.seeds_for_80_power:.0f}"
-                            )
-                            text += f"; {seeds_needed} seeds for 80 % power"
-                        text += ")"
-                    parts.append(text)
-                if parts:
-                    lines.append(f"  - {name}: {'; '.join(parts)}")
-        for axis, title in (
-            (ARM, "## Depth or capacity? (the article's widths against matched parameter counts)"),
-            (REGIME, "## Does each verdict survive training to convergence?"),
-        ):
-            if axis in conditions and metric_rows[axis].nunique() > 1:
-                lines += ["", title, ""] + _agreement(metric_rows, shown, axis, labels)
-        lines += ["", "## The article's claims", ""]
-        for claim, metrics in (
-            ("Clearer clusters with depth", CLUSTER_METRICS),
-            ("Sharper reconstructions with depth", RECONSTRUCTION_METRICS),
-        ):
-            steps = [
-                f"{_step(next(g.itertuples()))}"
-                + (f" ({s})" if (s := _setting(next(g.itertuples()), shown, labels)) else "")
-                + f": {_claim(g, metrics)}"
-                for _, g in _groups(metric_rows, [*conditions, f"previous_{COMPARED}", COMPARED])
+
+
+def _verdicts(study: _Study) -> list[str]:
+    """Per depth step, the metrics under each verdict with their levels and effect sizes."""
+    lines = ["## Verdicts per metric", ""]
+    several = len(list(_groups(study.metric_rows, study.conditions))) > 1
+    for _, group in study.steps(study.metric_rows):
+        first = next(group.itertuples())
+        lines.append(f"- {_step_in_setting(first, study.shown, study.labels, several)}:")
+        for name in VERDICTS:
+            parts = [
+                _verdict_part(study, first, row, name)
+                for row in group[group["verdict"] == name].itertuples()
             ]
-            lines.append(f"- {claim} ({', '.join(metrics)}): " + "; ".join(steps) + ".")
-        if not gap_rows.empty:
-            steps = []
-            for row in gap_rows.itertuples():
-                key = tuple(_value(getattr(row, c)) for c in conditions)
-                old = levels.get((*key, int(getattr(row, f"previous_{COMPARED}")), row.metric))
-                new = levels.get((*key, int(getattr(row, COMPARED)), row.metric))
-                holds = {"worse": "holds", "better": "contradicted"}.get(row.verdict, "not shown")
-                setting = _setting(row, shown, labels)
-                steps.append(
-                    f"{_step(row)}{f' ({setting})' if setting else ''}: gap "
-                    f"{_level(old) if old else 'n/a'} → {_level(new) if new else 'n/a'}, {holds}"
-                )
-            lines.append(
-                "- Overfitting with more depth (test minus train loss at the kept epoch grows): "
-                + "; ".join(steps)
-                + "."
+            if parts:
+                lines.append(f"  - {name}: {'; '.join(parts)}")
+    return lines
+
+
+def _verdict_part(study: _Study, step, row, verdict: str) -> str:
+    """One metric of a step: its levels before and after, d_z, seeds for power if unclear."""
+    old = study.level_at(step, f"previous_{COMPARED}", row.metric)
+    new = study.level_at(step, COMPARED, row.metric)
+    text = f"{row.metric} {_level(old)} → {_level(new)}" if old and new else row.metric
+    if math.isnan(row.effect_size):
+        return text
+    text += f" (d_z {row.effect_size:.3g} [{row.effect_low:.3g}, {row.effect_high:.3g}]"
+    if verdict == "no clear difference":
+        seeds_needed = (
+            f"more than {MAX_SEEDS}"
+            if math.isnan(row.seeds_for_80_power)
+            else f"{row.seeds_for_80_power:.0f}"
+        )
+        text += f"; {seeds_needed} seeds for 80 % power"
+    return text + ")"
+
+
+def _agreements(study: _Study) -> list[str]:
+    """Whether the verdicts agree between arms, and between training regimes."""
+    lines = []
+    for axis, title in (
+        (ARM, "## Depth or capacity? (the article's widths against matched parameter counts)"),
+        (REGIME, "## Does each verdict survive training to convergence?"),
+    ):
+        if axis in study.conditions and study.metric_rows[axis].nunique() > 1:
+            lines += ["", title, ""] + _agreement(
+                study.metric_rows, study.shown, axis, study.labels
             )
-    if "still_improving" in models and models["still_improving"].notna().any():
-        lines += ["", "## Trained enough?", ""]
-        for _, group in _groups(models, [*conditions, COMPARED]):
-            first = next(group.itertuples())
-            setting = _setting(first, shown, labels)
-            improving = int(group["still_improving"].fillna(False).astype(bool).sum())
-            lines.append(
-                f"- {_value(getattr(first, COMPARED))} hidden layer(s)"
-                f"{f' ({setting})' if setting else ''}: {improving} of {len(group)} seeds still "
-                "improving at their last epoch (held-out loss slope over the last 10 epochs "
-                f"{group['val_slope_last10'].mean():.3g} per epoch)"
-            )
-        if models["still_improving"].fillna(False).astype(bool).any():
-            lines.append(
-                "\nModels still improving were not trained to convergence: rerun with the "
-                "`converged` training regime (`--config trainings=[fixed,converged]`) to see "
-                "whether the verdicts survive."
-            )
+    return lines
+
+
+def _article_claims(study: _Study) -> list[str]:
+    """The article's claims (clusters, reconstructions, overfitting) against the verdicts."""
+    lines = ["", "## The article's claims", ""]
+    for claim, metrics in (
+        ("Clearer clusters with depth", CLUSTER_METRICS),
+        ("Sharper reconstructions with depth", RECONSTRUCTION_METRICS),
+    ):
+        steps = [
+            f"{_step(first := next(g.itertuples()))}{study.setting(first)}: {_claim(g, metrics)}"
+            for _, g in study.steps(study.metric_rows)
+        ]
+        lines.append(f"- {claim} ({', '.join(metrics)}): " + "; ".join(steps) + ".")
+    if study.gap_rows.empty:
+        return lines
+    steps = []
+    for row in study.gap_rows.itertuples():
+        old = study.level_at(row, f"previous_{COMPARED}", row.metric)
+        new = study.level_at(row, COMPARED, row.metric)
+        holds = {"worse": "holds", "better": "contradicted"}.get(row.verdict, "not shown")
+        steps.append(
+            f"{_step(row)}{study.setting(row)}: gap "
+            f"{_level(old) if old else 'n/a'} → {_level(new) if new else 'n/a'}, {holds}"
+        )
+    lines.append(
+        "- Overfitting with more depth (test minus train loss at the kept epoch grows): "
+        + "; ".join(steps)
+        + "."
+    )
+    return lines
+
+
+def _convergence(study: _Study) -> list[str]:
+    """How many seeds per depth were still improving at their last epoch."""
+    models = study.models
+    if "still_improving" not in models or not models["still_improving"].notna().any():
+        return []
+    lines = ["", "## Trained enough?", ""]
+    for _, group in _groups(models, [*study.conditions, COMPARED]):
+        first = next(group.itertuples())
+        improving = int(group["still_improving"].fillna(False).astype(bool).sum())
+        lines.append(
+            f"- {_value(getattr(first, COMPARED))} hidden layer(s){study.setting(first)}: "
+            f"{improving} of {len(group)} seeds still "
+            "improving at their last epoch (held-out loss slope over the last 10 epochs "
+            f"{group['val_slope_last10'].mean():.3g} per epoch)"
+        )
+    if models["still_improving"].fillna(False).astype(bool).any():
+        lines.append(
+            "\nModels still improving were not trained to convergence: rerun with the "
+            "`converged` training regime (`--config trainings=[fixed,converged]`) to see "
+            "whether the verdicts survive."
+        )
+    return lines
+
+
+def _ceilings(study: _Study, dataset: str | None) -> list[str]:
+    """The baselines' kNN accuracy, the best autoencoder's, and the published ones."""
+    intervals = study.intervals
     knn = intervals[(intervals["metric"] == "knn_accuracy") & (intervals["method"] != AUTOENCODER)]
     published = PUBLISHED_KNN.get(dataset or "", {})
-    if not knn.empty or published:
-        lines += ["", "## Reference ceilings (kNN accuracy of 2-D embeddings)", ""]
-        for row in knn.itertuples():
-            setting = _setting(row, shown, labels)
-            lines.append(
-                f"- {row.method}{f' ({setting})' if setting else ''}: {_level(row)} (this study)"
-            )
-        best = intervals[
-            (intervals["method"] == AUTOENCODER) & (intervals["metric"] == "knn_accuracy")
-        ]
-        if not best.empty:
-            top = next(best.loc[[best["mean"].idxmax()]].itertuples())
-            lines.append(
-                f"- best autoencoder: {_level(top)} at {_value(getattr(top, COMPARED))} hidden layer(s)"
-                + (f" ({s})" if (s := _setting(top, shown, labels)) else "")
-            )
-        if published:
-            lines.append(
-                "- published, full "
-                + f"{dataset} (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11)): "
-                + ", ".join(f"{name} {value:.3f}" for name, value in published.items())
-            )
-    level_metrics = [m for m in HEADLINE_METRICS if m in set(intervals["metric"])]
+    if knn.empty and not published:
+        return []
+    lines = ["", "## Reference ceilings (kNN accuracy of 2-D embeddings)", ""]
+    for row in knn.itertuples():
+        lines.append(f"- {row.method}{study.setting(row)}: {_level(row)} (this study)")
+    best = intervals[(intervals["method"] == AUTOENCODER) & (intervals["metric"] == "knn_accuracy")]
+    if not best.empty:
+        top = next(best.loc[[best["mean"].idxmax()]].itertuples())
+        lines.append(
+            f"- best autoencoder: {_level(top)} at {_value(getattr(top, COMPARED))} hidden layer(s)"
+            + study.setting(top)
+        )
+    if published:
+        lines.append(
+            "- published, full "
+            + f"{dataset} (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11)): "
+            + ", ".join(f"{name} {value:.3f}" for name, value in published.items())
+        )
+    return lines
+
+
+def _levels_table(study: _Study) -> list[str]:
+    """Mean and interval of the headline metrics per model setting and baseline."""
+    conditions, models = study.conditions, study.models
+    level_metrics = [m for m in HEADLINE_METRICS if m in set(study.intervals["metric"])]
     params = (
         models.groupby([*conditions, COMPARED], dropna=False)["params"].first()
         if "params" in models
         else None
     )
-    lines += [
+    lines = [
         "",
         "## Levels (test split; mean and 95 % interval over seeds)",
         "",
         "| run | parameters | " + " | ".join(level_metrics) + " |",
         "| --- | --- |" + " --- |" * len(level_metrics),
     ]
-    for _, group in _groups(intervals, ["method", *conditions, COMPARED]):
+    for _, group in _groups(study.intervals, ["method", *conditions, COMPARED]):
         first = next(group.itertuples())
-        setting = _setting(first, shown, labels)
+        setting = _setting(first, study.shown, study.labels)
         count = "n/a"
         if first.method == AUTOENCODER:
             name = f"{_value(getattr(first, COMPARED))} hidden layer(s)"
@@ -581,32 +647,35 @@ def findings_markdown(
         lines.append(
             f"| {name}{', ' + setting if setting else ''} | {count} | " + " | ".join(cells) + " |"
         )
-    if not comparisons.empty:
-        head = " | ".join(labels.get(c, c) for c in conditions)
-        lines += [
-            "",
-            "## Paired differences (deeper minus shallower)",
-            "",
-            f"| {head + ' | ' if head else ''}depths | metric | better if | mean difference "
-            "| 95 % interval | Holm p | verdict | d_z [95 %] | seeds for 80 % power |",
-            "|" + " --- |" * (len(conditions) + 9),
-        ]
-        for row in comparisons.itertuples():
-            interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
-            values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
-            effect = (
-                "n/a"
-                if math.isnan(row.effect_size)
-                else f"{row.effect_size:.3g} [{row.effect_low:.3g}, {row.effect_high:.3g}]"
-            )
-            p_holm = "n/a" if math.isnan(row.p_holm) else f"{row.p_holm:.3g}"
-            needed = (
-                "n/a" if math.isnan(row.seeds_for_80_power) else f"{row.seeds_for_80_power:.0f}"
-            )
-            lines.append(
-                f"| {values}{_step(row)} | "
-                f"{row.metric} | {'higher' if row.higher_is_better else 'lower'} | "
-                f"{row.mean_difference:.4g} | {interval} | {p_holm} | {row.verdict} | "
-                f"{effect} | {needed} |"
-            )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _differences_table(study: _Study) -> list[str]:
+    """Every paired comparison: difference, interval, Holm p, verdict, d_z, seeds for power."""
+    conditions = study.conditions
+    head = " | ".join(study.labels.get(c, c) for c in conditions)
+    lines = [
+        "",
+        "## Paired differences (deeper minus shallower)",
+        "",
+        f"| {head + ' | ' if head else ''}depths | metric | better if | mean difference "
+        "| 95 % interval | Holm p | verdict | d_z [95 %] | seeds for 80 % power |",
+        "|" + " --- |" * (len(conditions) + 9),
+    ]
+    for row in study.comparisons.itertuples():
+        interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
+        values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
+        effect = (
+            "n/a"
+            if math.isnan(row.effect_size)
+            else f"{row.effect_size:.3g} [{row.effect_low:.3g}, {row.effect_high:.3g}]"
+        )
+        p_holm = "n/a" if math.isnan(row.p_holm) else f"{row.p_holm:.3g}"
+        needed = "n/a" if math.isnan(row.seeds_for_80_power) else f"{row.seeds_for_80_power:.0f}"
+        lines.append(
+            f"| {values}{_step(row)} | "
+            f"{row.metric} | {'higher' if row.higher_is_better else 'lower'} | "
+            f"{row.mean_difference:.4g} | {interval} | {p_holm} | {row.verdict} | "
+            f"{effect} | {needed} |"
+        )
+    return lines
