@@ -212,33 +212,15 @@ def train(
     checkpoint_path = Path(checkpoint_path)
     patience = hparams.get("early_stopping_patience", 0)
     fit_images, val_images, test_images = _splits(hparams, x_train, y_train, x_test, device)
-
     torch.manual_seed(hparams["seed"])  # the one place seeds are set: weight init, dropout
-    how = {"subnormals_flushed": flush_subnormals()}  # the one place the float mode is set
-    if not how["subnormals_flushed"]:
-        log.info(
-            "subnormal floats are not flushed to zero on every compute thread (threads "
-            "started before training, or a CPU without the mode): late epochs may run slower"
-        )
+    flushed = _flush_subnormals_or_say()  # before any computation starts compute threads
     model = build_model(hparams).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"], fused=True)
     shuffle = torch.Generator(device=device).manual_seed(hparams["seed"])
-    route = speed.training_route(
-        matmul_route,
-        device,
-        speed.layer_shapes(model),
-        train_rows=_row_counts(len(fit_images), hparams["batch_size"]),
-        eval_rows=_row_counts(len(val_images), EVAL_CHUNK)
-        | _row_counts(len(test_images), EVAL_CHUNK),
+    step, how = _how_to_train(
+        model, optimizer, device, matmul_route, hparams, (fit_images, val_images, test_images)
     )
-    step = speed.fast_step(model, optimizer, device)  # None (one log line) where not covered
-    how = {
-        "hardware_class": hardware_class(device.type, _device_name(device)),
-        "threads": torch.get_num_threads(),
-        "training_path": FAST_PATH if step else PLAIN_PATH,
-        "matmul_route": route,
-    } | how
-    step = step or plain_step(model, optimizer)
+    how["subnormals_flushed"] = flushed
     made_by = {
         "hparams": hparams,
         "data": data_fingerprint(x_train, y_train, x_test),
@@ -260,12 +242,12 @@ def train(
     log.info(
         "training path: %s; fp32 matmul route: %s; %d thread(s); %s",
         how["training_path"],
-        route,
+        how["matmul_route"],
         how["threads"],
         how["hardware_class"],
     )
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
-    with speed.matmul_route(route):
+    with speed.matmul_route(how["matmul_route"]):
         for epoch in progress(epochs) if progress else epochs:
             if should_stop([row["val_loss"] for row in history], patience):
                 log.info(
@@ -310,6 +292,39 @@ def train(
         model.load_state_dict(best_model)
     model.zero_grad(set_to_none=True)
     return model.eval(), history, how
+
+
+def _flush_subnormals_or_say() -> bool:
+    """flush_subnormals(), the one place the float mode is set; one log line where it fails."""
+    flushed = flush_subnormals()
+    if not flushed:
+        log.info(
+            "subnormal floats are not flushed to zero on every compute thread (threads "
+            "started before training, or a CPU without the mode): late epochs may run slower"
+        )
+    return flushed
+
+
+def _how_to_train(model, optimizer, device, matmul_route, hparams, splits):
+    """The training step and how it trains ({"hardware_class", "threads", "training_path",
+    "matmul_route"}): the route by its fixed rule, the written-out step where it covers the
+    model (the same bits as the plain one)."""
+    fit, val, test = splits
+    route = speed.training_route(
+        matmul_route,
+        device,
+        speed.layer_shapes(model),
+        train_rows=_row_counts(len(fit), hparams["batch_size"]),
+        eval_rows=_row_counts(len(val), EVAL_CHUNK) | _row_counts(len(test), EVAL_CHUNK),
+    )
+    step = speed.fast_step(model, optimizer, device)  # None (one log line) where not covered
+    how = {
+        "hardware_class": hardware_class(device.type, _device_name(device)),
+        "threads": torch.get_num_threads(),
+        "training_path": FAST_PATH if step else PLAIN_PATH,
+        "matmul_route": route,
+    }
+    return step or plain_step(model, optimizer), how
 
 
 def _splits(hparams, x_train, y_train, x_test, device):
