@@ -52,7 +52,7 @@ def config_with(**changes):
         ),
         ({"study": ""}, "mnist"),
         ({"study": "wide-lr0.003", "source": "sample"}, "wide-lr0.003"),
-        ({"study": 2024}, "2024"),
+        ({"study": "2024"}, "2024"),  # as text; a number is refused (test_bad_input_v3)
     ],
 )
 def test_a_study_is_named_by_study_or_else_by_its_data(changes, name):

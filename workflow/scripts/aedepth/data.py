@@ -551,8 +551,9 @@ def validation_split(
         )
     except ValueError as e:
         raise DataError(
-            f"validation_fraction {fraction} cannot split {len(labels)} training images "
-            f"per class ({_one_line(e)}): choose a larger fraction or more data"
+            f"validation_fraction {fraction} cannot split {len(labels)} training images of "
+            f"{len(np.unique(labels))} classes ({_one_line(e)}): choose another fraction or "
+            "more data"
         ) from e
     return np.sort(fit), np.sort(validation)
 

@@ -53,7 +53,8 @@ NAMING_AXES = (ARM, REGIME)
 RESULTS = "results"
 SHARED_ENTRIES = ("data", "logs", "studies.csv", "studies.html")
 # A study's name is a folder name: letters, digits, '.', '_', '+' and '-', not starting with '.'.
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # fullmatch: no trailing newline
+MAX_STUDY_NAME = 100
 # Where each run's files live inside its study's folder; "{run}" is the run's id (the Snakemake
 # wildcard of that name).
 PATHS = {
@@ -121,13 +122,23 @@ def study_name(config: dict[str, Any]) -> str:
     "-sample" when the source is the offline sample (so a sample study never writes into a
     full one's folder), e.g. "mnist", "mnist-sample"."""
     name = config.get("study")
+    if isinstance(name, (int, float)) and not isinstance(name, bool):
+        # YAML, and Snakemake's --config, read study=007 as 7 and study=1_0 as 10
+        raise ConfigError(
+            f"config key 'study' = {name!r} was read as a number, not as you wrote it: "
+            'quote it in YAML (study: "007") or start the name with a letter'
+        )
     if name is None or name == "":
         name = config["dataset"] + ("-sample" if config["source"] == "sample" else "")
         key = f"the name derived from 'dataset' ({name!r})"
     else:
         name = str(name)
-        key = f"config key 'study' = {name!r}"
-    if not _STUDY_NAME.match(name):
+        key = f"config key 'study' = {name[:40]!r}{'...' if len(name) > 40 else ''}"
+    if len(name) > MAX_STUDY_NAME:
+        raise ConfigError(
+            f"{key} has {len(name)} characters: use at most {MAX_STUDY_NAME} (it names a folder)"
+        )
+    if not _STUDY_NAME.fullmatch(name):
         raise ConfigError(
             f"{key} is not a folder name: set 'study' to letters, digits, '.', '_', '+' "
             "or '-', starting with a letter or digit"
