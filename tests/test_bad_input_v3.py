@@ -4,6 +4,7 @@ support; each refused in one line before any job runs."""
 from __future__ import annotations
 
 import copy
+import errno
 import subprocess
 import sys
 
@@ -14,7 +15,9 @@ from conftest import REPO, copy_workflow, snakemake
 
 from aedepth.config import coerce_cli_lists, expanded_size, load_schema, validate_config
 from aedepth.data import validation_split
-from aedepth.jobs import ConfigError
+from aedepth.files import read_table
+from aedepth.jobs import ConfigError, UserFacingError, job_log
+from aedepth.studies import compare_studies
 
 SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULTS = coerce_cli_lists(yaml.safe_load((REPO / "config.yaml").read_text()))
@@ -68,7 +71,7 @@ def test_anchors_are_counted_once_each():
 
 
 BOMB_CHECK = """
-import resource, sys, time, yaml
+import sys, time, yaml
 from aedepth.config import coerce_cli_lists, load_schema, validate_config
 from aedepth.jobs import ConfigError
 started = time.perf_counter()
@@ -79,7 +82,9 @@ try:
     validate_config(config, load_schema(sys.argv[3]))
 except ConfigError as error:
     print(len(str(error)), str(error)[:100])
-print(round(time.perf_counter() - started, 3), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this program's peak (ru_maxrss would count the forking test process too)
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(round(time.perf_counter() - started, 3), peak)
 """
 
 
@@ -138,3 +143,86 @@ def test_a_validation_fraction_the_data_cannot_split_is_refused_before_any_job()
 def test_the_validation_split_names_the_total_and_the_classes():
     with pytest.raises(Exception, match="cannot split 20 training images of 10 classes"):
         validation_split(__import__("numpy").arange(20) % 10, 0.05)
+
+
+# --- damaged tables, full disks, folders where files belong -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("\x00\x01garbage\n", "no column method, depth, seed"),
+        ("", "EmptyDataError"),
+        ("method,depth\nautoencoder,1\n", "no column seed"),
+    ],
+)
+def test_a_damaged_table_is_refused_in_one_line_naming_it(tmp_path, content, reason):
+    path = tmp_path / "summary.csv"
+    path.write_text(content)
+    with pytest.raises(UserFacingError) as error:
+        read_table(path, ("method", "depth", "seed"))
+    assert str(error.value) == (
+        f"{path}: not the table aedepth wrote ({reason}); delete it and run again to remake it"
+    )
+
+
+def test_a_folder_in_place_of_a_table_is_refused(tmp_path):
+    (tmp_path / "summary.csv").mkdir()
+    with pytest.raises(UserFacingError, match="summary.csv: not the table aedepth wrote"):
+        read_table(tmp_path / "summary.csv", ("method",))
+
+
+def test_compare_names_the_damaged_study(tmp_path):
+    from test_studies import make_study
+
+    good = make_study(tmp_path, "a", study_offset=0.1)
+    bad = make_study(tmp_path, "b", study_offset=0.2)
+    (bad / "depth_intervals.csv").write_text("garbage\n")
+    with pytest.raises(UserFacingError, match=r"b/depth_intervals.csv: not the table aedepth"):
+        compare_studies(
+            [good / "study.yaml", bad / "study.yaml"],
+            [good / "depth_intervals.csv", bad / "depth_intervals.csv"],
+        )
+    snapshot = yaml.safe_load((bad / "study.yaml").read_text())
+    del snapshot["axes"]
+    (bad / "study.yaml").write_text(yaml.safe_dump(snapshot))
+    with pytest.raises(UserFacingError, match=r"b/study.yaml is not a study snapshot \(no 'axes'"):
+        compare_studies([bad / "study.yaml"], [good / "depth_intervals.csv"])
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "results/s/models/m/model.pt"),
+            "aedepth error: no space left on the disk of results/s/models/m/model.pt (",
+        ),
+        (
+            IsADirectoryError(errno.EISDIR, "Is a directory", "results/s/metrics/m.json"),
+            "aedepth error: results/s/metrics/m.json is a folder where aedepth reads or writes",
+        ),
+    ],
+)
+def test_a_full_disk_or_a_folder_for_a_file_ends_a_job_in_one_line(tmp_path, capsys, error, line):
+    with pytest.raises(SystemExit) as exit_, job_log(tmp_path / "job.log"):
+        raise error
+    assert exit_.value.code == 1
+    (printed,) = capsys.readouterr().err.splitlines()
+    assert printed.startswith(line)
+
+
+def test_other_os_errors_keep_their_traceback(tmp_path):
+    with pytest.raises(PermissionError), job_log(tmp_path / "job.log"):
+        raise PermissionError(errno.EACCES, "Permission denied", "x")
+
+
+@pytest.mark.workflow
+def test_a_folder_where_an_output_belongs_is_refused_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path / "project")
+    (workdir / "results/mnist-sample/figures/answer.png").mkdir(parents=True)
+    run = snakemake(workdir, "-n", "--config", "source=sample", check=False)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        "aedepth: results/mnist-sample/figures/answer.png is a folder where aedepth writes a "
+        "file: delete it and run again"
+    )

@@ -214,3 +214,13 @@ def final_outputs():
             kind=["reconstructions", "latent"],
         ),
     ]
+
+
+# A folder where the study writes a file would pass for that file, finished: refuse it.
+_folders = [path for path in final_outputs() if os.path.isdir(path)]
+if _folders:
+    print(
+        f"aedepth: {_folders[0]} is a folder where aedepth writes a file: delete it and run again",
+        file=sys.stderr,
+    )
+    sys.exit(1)

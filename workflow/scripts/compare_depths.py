@@ -1,8 +1,6 @@
 """Snakemake adapter: intervals over seeds, paired depth comparisons and the written findings."""
 
-import pandas as pd
-
-from aedepth.files import atomic_output
+from aedepth.files import atomic_output, read_table
 from aedepth.grid import AUTOENCODER
 from aedepth.jobs import job_log
 from aedepth.stats import (
@@ -14,8 +12,9 @@ from aedepth.stats import (
 )
 
 with job_log(snakemake.log[0]):
-    summary = pd.read_csv(snakemake.input.summary)
     conditions = snakemake.params.conditions
+    # the columns every step below reads: a damaged summary is refused in one line
+    summary = read_table(snakemake.input.summary, ("method", "depth", "seed", *conditions))
     intervals = depth_intervals(summary, conditions)
     comparisons = depth_comparisons(summary[summary["method"] == AUTOENCODER], conditions)
     data = f"{snakemake.params.dataset} (source: {snakemake.params.source})"

@@ -67,6 +67,25 @@ def read_json(path: str | Path):
         ) from None
 
 
+def read_table(path: str | Path, columns: tuple[str, ...]):
+    """The CSV table in `path` as a DataFrame with at least `columns`; a damaged, empty or
+    foreign file (or a folder) is refused in one line naming it and what to do."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # ParserError is a ValueError
+        reason = type(error).__name__
+    else:
+        missing = [column for column in columns if column not in table.columns]
+        if not missing:
+            return table
+        reason = f"no column {', '.join(missing)}"
+    raise UserFacingError(
+        f"{path}: not the table aedepth wrote ({reason}); delete it and run again to remake it"
+    )
+
+
 class Locked(UserFacingError):
     """Another live process holds the lock."""
 

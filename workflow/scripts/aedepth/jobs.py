@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +40,13 @@ def job_log(log_path: str | Path):
         sys.stderr = handle
         try:
             yield
-        except UserFacingError as error:
+        except (UserFacingError, OSError) as error:
+            if isinstance(error, OSError):
+                line = _file_trouble(error)
+                if line is None:
+                    logging.getLogger("aedepth").exception("job failed")
+                    raise
+                error = UserFacingError(line)
             logging.getLogger("aedepth").error("%s", error)
             # One write call: lines of jobs failing at once must not interleave on the terminal.
             terminal.write(f"aedepth error: {error}\n")
@@ -49,3 +57,22 @@ def job_log(log_path: str | Path):
             raise
         finally:
             sys.stderr = terminal
+
+
+def _file_trouble(error: OSError) -> str | None:
+    """One line for the file errors a user can act on (a full disk, a folder where a file
+    belongs), naming the path; None for any other error (its traceback is kept)."""
+    path = error.filename or "a file"
+    if error.errno == errno.ENOSPC:
+        folder = Path(path).parent if error.filename else Path.cwd()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free / 1e6
+        return (
+            f"no space left on the disk of {path} ({free:.0f} MB free): free space there (a "
+            "training job needs a few MB per model, the data ~100 MB) and run again; nothing "
+            "unfinished is kept but a training checkpoint, which the rerun resumes"
+        )
+    if isinstance(error, IsADirectoryError):
+        return f"{path} is a folder where aedepth reads or writes a file: delete it and run again"
+    return None

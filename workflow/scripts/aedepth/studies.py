@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from aedepth.files import atomic_output, html_page
+from aedepth.files import atomic_output, html_page, read_table
 from aedepth.grid import AUTOENCODER, HEADLINE_METRICS, REPLICATE, group_id, read_axes
 from aedepth.jobs import UserFacingError
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: Snakemake import
 
 SNAPSHOT = "study.yaml"  # in each study's folder
 INTERVALS = "depth_intervals.csv"
+INTERVAL_COLUMNS = ("method", "metric", "mean", "ci_low", "ci_high")  # what compare reads
 STATISTICS = ("mean", "ci_low", "ci_high")  # columns of depth_intervals.csv
 _HEADLINE = re.compile(
     rf"^(?P<group>.+)_(?P<metric>{'|'.join(HEADLINE_METRICS)})(?:_(?P<statistic>ci_low|ci_high))?$"
@@ -127,9 +128,11 @@ def read_snapshot(path: str | Path) -> dict[str, Any]:
         snapshot = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:
         raise UserFacingError(f"cannot read the study snapshot {path}: {error}") from None
-    if not isinstance(snapshot, dict) or "study" not in snapshot:
+    missing = [k for k in ("study", "axes") if not isinstance(snapshot, dict) or k not in snapshot]
+    if missing:
         raise UserFacingError(
-            f"{path} is not a study snapshot (no 'study' key): delete it, or rerun that study"
+            f"{path} is not a study snapshot (no {', '.join(map(repr, missing))} key): delete "
+            "it, or rerun that study"
         )
     return snapshot
 
@@ -147,7 +150,7 @@ def compare_studies(snapshots: list[str | Path], intervals: list[str | Path]) ->
         flat = flatten(config)
         row = {"study": str(config["study"])}
         row |= {key: _cell(flat.get(key)) for key in differing}
-        rows.append(row | headline_columns(config, pd.read_csv(path)))
+        rows.append(row | headline_columns(config, read_table(path, INTERVAL_COLUMNS)))
     # columns in first-seen order: a group only a later study has comes after the others
     return pd.DataFrame(rows).sort_values("study", ignore_index=True)
 
