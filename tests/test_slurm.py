@@ -3,8 +3,8 @@
 A module-scoped fixture starts a single-node Slurm cluster on this machine
 (tests/slurm/start_slurm.sh: munged, slurmctld, slurmd; installs the Debian
 packages if needed) and always stops it again (tests/slurm/stop_slurm.sh). The
-test then runs the cluster command of the README (docs/slurm.md) on the offline
-sample in a copy of the workflow, and checks that the training jobs went through
+test then runs the quick cluster check of docs/slurm.md on the offline sample
+in a copy of the workflow, and checks that the training jobs went through
 Slurm and that every output is complete.
 
 Needs root and Debian's Slurm packages (or apt to install them). Outside CI the
@@ -42,7 +42,7 @@ RUN_TIMEOUT_S = 420  # the run takes ~2 min; `timeout` ends a hung run well befo
 
 
 def cluster_command(partition: str) -> list[str]:
-    """The README's cluster check: the offline sample, one epoch, one seed."""
+    """The cluster check of docs/slurm.md: the offline sample, one epoch, one seed."""
     return [
         "--workflow-profile", "profiles/slurm",
         "--config", "source=sample", "epochs=1", "seeds=[0]",

@@ -6,8 +6,14 @@ from pathlib import Path
 
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 # The workflow runs from a plain clone (a Slurm node has nothing installed): the package is
-# imported from here, first, so a clone never runs another copy's installed aedepth.
+# imported from here, first, here and in every job (PYTHONPATH goes ahead of site-packages,
+# where `pip install -e .` of another checkout would otherwise win over the script's folder,
+# which Snakemake appends to a job's path).
 sys.path.insert(0, str(SCRIPTS))
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != str(SCRIPTS):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")])
+    )
 
 from aedepth.baselines import BASELINES
 from aedepth.config import (
