@@ -32,17 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from aedepth.cpus import cpu_model, training_priority, training_reservation, usable_cpus
+from aedepth.efficiency import fp32_peak, training_flop
+from aedepth.grid import parameter_count
+
 REPO = Path(__file__).resolve().parents[1]
-
-from aedepth.cpus import (  # noqa: E402
-    cpu_model,
-    training_priority,
-    training_reservation,
-    usable_cpus,
-)
-from aedepth.efficiency import fp32_peak, training_flop  # noqa: E402
-from aedepth.grid import parameter_count  # noqa: E402
-
 STUDY_EPOCHS = 50  # the default study's epochs, for the projection
 COLUMNS = ("run", "threads", "seconds", "epoch_s", "gflop", "training_path", "matmul_route")
 

@@ -30,24 +30,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from aedepth.cpus import busy_cpu_seconds, cpu_model
+from aedepth.data import DataError, arrays_from_idx, load_dataset, read_idx_folder
+from aedepth.efficiency import fp32_peak
+from aedepth.model import IMAGE_PIXELS, Autoencoder
+from aedepth.train import flush_subnormals, train
 
 REPO = Path(__file__).resolve().parents[1]
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import yaml  # noqa: E402
-
-from aedepth.data import (  # noqa: E402
-    DataError,
-    arrays_from_idx,
-    load_dataset,
-    read_idx_folder,
-)
-from aedepth.cpus import busy_cpu_seconds, cpu_model  # noqa: E402
-from aedepth.efficiency import fp32_peak  # noqa: E402
-from aedepth.model import IMAGE_PIXELS, Autoencoder  # noqa: E402
-from aedepth.train import flush_subnormals, train  # noqa: E402
 
 DEFAULT_DATA = ("/usr/share/datasets/fashion-mnist", "results/data/mnist/dataset.npz")
 COLUMNS = (

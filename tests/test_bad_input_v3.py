@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import errno
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -44,7 +46,7 @@ def test_the_mislabelled_sample_is_refused_before_any_job(tmp_path):
     workdir = copy_workflow(tmp_path / "project")
     run = snakemake(
         workdir, "--cores", "1", "--config", "source=sample", "dataset=fashion-mnist",
-        check=False,
+        "epochs=1", "depths=[1]", "seeds=[0]", check=False,  # small, should the guard fail
     )  # fmt: skip
     assert run.returncode == 1
     assert (
@@ -103,9 +105,13 @@ def test_a_yaml_bomb_is_refused_fast_in_little_memory(tmp_path):
     assert float(seconds) < 1.0 and int(max_rss_kb) < 300_000, out
 
 
-def test_a_config_error_line_is_bounded():
-    text = error_of(hidden_sizes=["x" * 5000])
-    assert len(text) <= 1000 and text.endswith(" ...")
+def test_a_config_error_line_is_bounded_and_keeps_its_advice():
+    advice = ": use a list of layer widths >= 1, at least as long as the largest depth"
+    for huge in (["x" * 5000], [[list(range(1000))] * 90]):  # a long text, 90,000 numbers
+        text = error_of(hidden_sizes=huge)
+        assert len(text) <= 400 and text.endswith(advice), text
+    # the last resort: any line is cut at 1,000 characters
+    assert len(error_of(**{f"k{i}" * 20: 1 for i in range(100)})) <= 1000
 
 
 @pytest.mark.parametrize(
@@ -226,3 +232,292 @@ def test_a_folder_where_an_output_belongs_is_refused_before_any_job(tmp_path):
         "aedepth: results/mnist-sample/figures/answer.png is a folder where aedepth writes a "
         "file: delete it and run again"
     )
+
+
+@pytest.mark.workflow
+def test_cuda_without_a_gpu_is_refused_before_any_job_where_jobs_run_here(tmp_path):
+    workdir = copy_workflow(tmp_path / "project")
+    env = {"CUDA_VISIBLE_DEVICES": ""}  # no GPU, whatever this machine has
+    run = snakemake(
+        workdir, "--cores", "1", "--config", "source=sample", "device=cuda", check=False, env=env
+    )
+    assert run.returncode == 1 and not (workdir / "results").exists()
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("aedepth: config key 'device' = 'cuda' but no GPU is visible here")
+    )
+    # under the Slurm profile the GPUs are the compute nodes': planned, not refused
+    slurm = snakemake(
+        workdir, "-n", "--workflow-profile", "profiles/slurm", "--config", "source=sample",
+        "device=cuda", env=env,
+    )  # fmt: skip
+    assert "train" in slurm.stdout
+
+
+# --- the data's identity: its checksums name the dataset ------------------------------------
+
+
+def identity_config(tmp_path, **changes):
+    """The shipped config over a folder of fake IDX files that a dataset "other" publishes."""
+    from idx_server import write_fake_mnist
+
+    md5s = write_fake_mnist(tmp_path / "idx")
+    other = {"mirrors": ["http://127.0.0.1:1/"], "checksums": md5s, "classes": list("abcdefghij")}
+    datasets = copy.deepcopy(DEFAULTS["datasets"]) | {"other": other}
+    return (
+        copy.deepcopy(DEFAULTS) | {"datasets": datasets, "source": str(tmp_path / "idx")} | changes
+    )
+
+
+def test_checksums_of_another_dataset_are_refused():
+    fashion = DEFAULTS["datasets"]["fashion-mnist"]["checksums"]
+    assert error_of(checksums=fashion) == (
+        "config key 'checksums' holds fashion-mnist's published MD5 of train-images-idx3-ubyte, "
+        "not mnist's: set dataset: fashion-mnist, or checksums: {}"
+    )
+
+
+def test_a_folder_of_another_datasets_files_is_refused_naming_it(tmp_path):
+    config = identity_config(tmp_path)
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, SCHEMA)
+    assert str(error.value) == (
+        f"config key 'source' = {str(tmp_path / 'idx')!r} holds other's files (the MD5 of its "
+        "t10k-labels-idx1-ubyte is other's), not mnist's: set dataset: other"
+    )
+    validate_config(config | {"dataset": "other"}, SCHEMA)  # named right: accepted
+
+
+def test_the_job_names_the_dataset_a_file_or_a_mirror_is_from(tmp_path):
+    from idx_server import serve_folder
+
+    from aedepth.data import IDX_NAMES, download_idx, md5_owners, read_idx_folder
+
+    config = identity_config(tmp_path)
+    owners = md5_owners(config["datasets"], "mnist")
+    mnist = DEFAULTS["datasets"]["mnist"]["checksums"]
+    with pytest.raises(UserFacingError, match=r"holds other's data \(MD5 \w+ is other's publ"):
+        read_idx_folder(tmp_path / "idx", mnist, owners)
+    name = IDX_NAMES[3]
+    with serve_folder(tmp_path / "idx") as base, pytest.raises(UserFacingError) as error:
+        download_idx(name, [base], mnist[name], retries=1, timeout=5, owners=owners[name])
+    assert f"{base}: serves other's {name} (set dataset: other" in str(error.value)
+
+
+# --- config files: bounded in size and expansion, and the bomb through snakemake -------------
+
+
+def test_a_config_file_too_large_is_refused(tmp_path):
+    from aedepth.config import check_config_files
+
+    path = tmp_path / "big.yaml"
+    path.write_text("study: a\n" + "#" * (1 << 20))
+    check_config_files([REPO / "config.yaml", tmp_path / "absent.yaml"])
+    with pytest.raises(ConfigError, match=r"^config file .*big.yaml has 1,048,585 bytes, more"):
+        check_config_files([path])
+
+
+MEASURED = """
+import os, resource, subprocess, sys, time
+started = time.perf_counter()
+run = subprocess.run(sys.argv[2:], cwd=sys.argv[1], capture_output=True, text=True)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kB, snakemake alone
+print(run.returncode, round(seconds, 3), peak)
+print(run.stderr.strip().splitlines()[-1])
+"""
+
+
+def measured(workdir, *args):
+    """(exit status, seconds, peak RSS in kB, last stderr line) of snakemake `args`."""
+    program = Path(sys.executable).parent / "snakemake"
+    command = [sys.executable, "-c", MEASURED, str(workdir), str(program), *args]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    status, seconds, peak = out.stdout.splitlines()[0].split()
+    return int(status), float(seconds), int(peak), out.stdout.splitlines()[1]
+
+
+def nested_bomb(levels: int) -> str:
+    """hidden_sizes holding `levels` levels of anchors, the last 10**levels values."""
+    lines = ["source: sample", "hidden_sizes:", "  - &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for level in range(1, levels):
+        lines.append(f"  - &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.workflow
+def test_a_nine_level_bomb_under_hidden_sizes_costs_snakemake_nothing(tmp_path):
+    workdir = copy_workflow(tmp_path / "project")
+    (tmp_path / "bomb.yaml").write_text(nested_bomb(9))
+    status, seconds, peak, line = measured(
+        workdir, "-n", "--configfile", str(tmp_path / "bomb.yaml")
+    )
+    assert status == 1 and line == (
+        "aedepth: config key 'hidden_sizes' expands to more than 100,000 values (YAML anchors "
+        "and aliases?): write its values out"
+    )
+    # as fast as refusing a plain bad value (snakemake's start is most of either), in < 300 MB
+    _, plain, _, _ = measured(workdir, "-n", "--config", "epochs=0")
+    assert peak < 300_000 and seconds < plain + 0.5, (seconds, plain, peak)
+
+
+# --- files read back: damaged, foreign, a folder ---------------------------------------------
+
+
+def test_json_yaml_and_tables_read_back_are_refused_in_one_line(tmp_path):
+    from aedepth.files import read_json, read_yaml
+
+    json_file, yaml_file, table = tmp_path / "m.json", tmp_path / "study.yaml", tmp_path / "t.csv"
+    remake = "delete it and run again to remake it"
+    json_file.write_text("[1, 2]")
+    with pytest.raises(UserFacingError) as error:
+        read_json(json_file)
+    assert str(error.value) == f"{json_file}: not valid JSON (a list, not an object); {remake}"
+    json_file.write_text('{"seed": 0}')
+    with pytest.raises(UserFacingError, match=r"m.json: not valid JSON \(no key knn_accuracy\)"):
+        read_json(json_file, ("seed", "knn_accuracy"))
+    yaml_file.write_text(nested_bomb(6).replace("source: sample\n", "study: a\naxes: []\n"))
+    with pytest.raises(UserFacingError, match=r"not the YAML aedepth wrote \(expands past 100,000"):
+        read_yaml(yaml_file)
+    for text, why in (
+        ("[1]", "a list, not a mapping"),
+        ("a: [", "ParserError"),
+        ("a: 1", "no key axes"),
+    ):
+        yaml_file.write_text(text)
+        with pytest.raises(UserFacingError) as error:
+            read_yaml(yaml_file, ("axes",), fix="rerun it")
+        assert str(error.value) == f"{yaml_file}: not the YAML aedepth wrote ({why}); rerun it"
+    yaml_file.write_text("a: 1\n" + "#" * (1 << 20))
+    with pytest.raises(UserFacingError, match=r"\(over 1.0 MB\)"):
+        read_yaml(yaml_file)
+    table.write_text("method,depth,seed\nautoencoder,deep,0\n")
+    with pytest.raises(UserFacingError, match=r"t.csv: not the table aedepth wrote \(column depth"):
+        read_table(table, ("method",), numeric=("depth", "seed"))
+
+
+def test_a_damaged_parquet_or_a_folder_is_refused_by_reading(tmp_path):
+    from aedepth.files import read_json, reading
+    from aedepth.latents import read_latents
+
+    latents = tmp_path / "run.parquet"
+    latents.write_bytes(b"PAR1 not really")
+    with pytest.raises(UserFacingError) as error:
+        with reading(latents, "the latents Parquet aedepth wrote"):
+            read_latents(latents)
+    assert str(error.value) == (
+        f"{latents}: not the latents Parquet aedepth wrote (ArrowInvalid); "
+        "delete it and run again to remake it"
+    )
+    (tmp_path / "m.json").mkdir()
+    with pytest.raises(UserFacingError, match=r"m.json: not valid JSON \(a folder\); delete it"):
+        read_json(tmp_path / "m.json")
+
+
+# --- a full disk: one line naming the file and the space it needs ----------------------------
+
+
+def full_disk_job(tmp_path, capsys, write, expected=None):
+    """Run `write(tmp)` in atomic_output inside job_log; return the terminal's lines."""
+    from aedepth.files import atomic_output
+
+    output = tmp_path / "models" / "m" / "model.pt"
+    with pytest.raises(SystemExit) as exit_, job_log(tmp_path / "job.log"):
+        with atomic_output(output, expected) as tmp:
+            write(tmp)
+    assert exit_.value.code == 1
+    assert list((tmp_path / "models" / "m").iterdir()) == []  # nothing complete-looking left
+    return output, capsys.readouterr().err.splitlines()
+
+
+def test_a_write_finding_the_disk_full_is_one_line_naming_the_file(tmp_path, capsys):
+    def write(tmp):
+        tmp.write_bytes(b"x" * 1500)
+        raise OSError(errno.ENOSPC, "No space left on device")  # a write(): no file name
+
+    output, lines = full_disk_job(tmp_path, capsys, write, expected=4_000_000)
+    assert len(lines) == 1 and lines[0].startswith(f"aedepth error: {output}: no space left")
+    assert "; the file needs about 4.0 MB): free that much there and run again" in lines[0]
+
+
+def test_torch_finding_the_disk_full_is_one_line_too(tmp_path, capsys, monkeypatch):
+    from aedepth import files
+
+    def write(tmp):  # what torch.save raises on a full disk: no errno
+        tmp.write_bytes(b"x" * 2500)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda _: usage._replace(free=0))
+    output, lines = full_disk_job(tmp_path, capsys, write)
+    assert lines == [
+        f"aedepth error: {output}: no space left on its disk (0 bytes free; the file needs more "
+        "than the 2.5 kB written): free that much there and run again (nothing half-written is "
+        "kept but a training checkpoint, which the rerun resumes)"
+    ]
+    monkeypatch.undo()  # with space to spare, the same error is a bug: its traceback stays
+    with pytest.raises(RuntimeError), files.atomic_output(tmp_path / "x.pt") as tmp:
+        write(tmp)
+
+
+# --- folders where files belong ---------------------------------------------------------------
+
+
+def test_a_folder_where_a_file_is_written_is_refused(tmp_path):
+    from aedepth.files import write_json
+
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(UserFacingError) as error:
+        write_json(tmp_path / "metrics.json", {"a": 1})
+    assert str(error.value) == (
+        f"{tmp_path / 'metrics.json'} is a folder where aedepth writes a file: "
+        "delete it and run again to remake it"
+    )
+
+
+@pytest.mark.workflow
+def test_a_folder_where_a_model_file_belongs_is_refused_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path / "project")
+    folder = "results/mnist-sample/models/depth1_dim2_seed0/model.pt"
+    (workdir / folder).mkdir(parents=True)
+    run = snakemake(workdir, "-n", "--config", "source=sample", check=False)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"aedepth: {folder} is a folder where aedepth writes a file: delete it and run again"
+    )
+
+
+# --- a finished study's files damaged: each job that reads one says which, in one line ---------
+
+
+@pytest.mark.workflow
+def test_damaged_files_of_a_finished_study_are_named_by_the_job_reading_them(tmp_path):
+    workdir = copy_workflow(tmp_path / "project")
+    small = ("--config", "source=sample", "epochs=1", "depths=[1]", "seeds=[0]", "baselines=[]")
+    snakemake(workdir, "--cores", "2", *small)
+    study = workdir / "results/mnist-sample"
+    run_id = "depth1_dim2_seed0"
+    error = "aedepth error: results/mnist-sample/"
+    cases = [  # (file to damage, how, the output whose job reads it, the line's start)
+        ("summary.csv", "garbage", "depth_intervals.csv", f"{error}summary.csv: not the table"),
+        # a folder is refused at parse time, before the job that would read it
+        (f"metrics/{run_id}.json", "folder", "summary.csv", "aedepth: results/mnist-sample/me"),
+        (f"latents/{run_id}.parquet", "garbage", f"metrics/{run_id}.json", f"{error}latents/"),
+        ("depth_intervals.csv", "garbage", "figures/answer.png", f"{error}depth_intervals.csv"),
+        (f"models/{run_id}/history.csv", "garbage", "figures/training_curves.png", error),
+    ]
+    finished = shutil.copytree(study, tmp_path / "finished")  # a failed job removes its outputs
+    for name, how, target, start in cases:
+        path = study / name
+        path.unlink()
+        path.mkdir() if how == "folder" else path.write_bytes(b"\x00\x01 garbage\n")
+        run = snakemake(workdir, "--cores", "1", "-f", f"{study.relative_to(workdir)}/{target}",
+                        *small, check=False)  # fmt: skip
+        lines = [line for line in run.stderr.splitlines() if line.startswith("aedepth")]
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        assert len(lines) == 1 and lines[0].startswith(start), (name, lines)
+        assert f"{name}: not" in lines[0] or "is a folder" in lines[0], lines
+        assert "delete it and run again" in lines[0], lines
+        shutil.rmtree(study)
+        shutil.copytree(finished, study)

@@ -6,11 +6,10 @@ studies in one folder and compares them.
 
 from __future__ import annotations
 
-import shutil
-
 import copy
 import hashlib
 import io
+import shutil
 
 import pandas as pd
 import pytest
@@ -20,6 +19,7 @@ from aedepth.config import data_folder
 from aedepth.grid import study_name, study_root
 from aedepth.jobs import ConfigError, UserFacingError
 from aedepth.studies import (
+    NO_STUDY,
     compare_studies,
     differing_keys,
     find_studies,
@@ -331,7 +331,18 @@ def test_two_studies_sit_side_by_side_and_compare_lists_what_differs(tmp_path):
 @pytest.mark.workflow
 def test_compare_without_a_finished_study_says_so_in_one_line(tmp_path):
     workdir = copy_workflow(tmp_path / "project")
+    (workdir / "results/unfinished").mkdir(parents=True)  # a study without its intervals
+    (workdir / "results/unfinished/study.yaml").write_text("study: unfinished\n")
     run = snakemake(workdir, "--cores", "1", "compare", check=False)
-    assert run.returncode != 0
-    assert "no finished study under results/ to compare: run one first" in run.stdout + run.stderr
+    # refused before its job: the one line is the last, and no job ran
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == f"aedepth: {NO_STUDY}"
+    assert "run one first (snakemake --cores 4 --config source=sample" in NO_STUDY
+    assert "Error in rule" not in run.stderr
+    assert sorted(path.name for path in (workdir / "results").iterdir()) == ["unfinished"]
+    # without hooks (--no-hooks) the job itself says so, in one line of its own
+    run = snakemake(workdir, "--cores", "1", "--no-hooks", "compare", check=False)
+    assert run.returncode == 1
+    lines = [line for line in run.stderr.splitlines() if line.startswith("aedepth")]
+    assert lines == [f"aedepth error: {NO_STUDY}"], run.stderr
     assert not (workdir / "results/studies.csv").exists()

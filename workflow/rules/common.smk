@@ -10,15 +10,15 @@ SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 # where `pip install -e .` of another checkout would otherwise win over the script's folder,
 # which Snakemake appends to a job's path).
 sys.path.insert(0, str(SCRIPTS))
-if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != str(SCRIPTS):
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")])
-    )
+from aedepth.imports import jobs_import_from
+
+jobs_import_from(SCRIPTS)
 
 from aedepth.baselines import BASELINES
 from aedepth.config import (
     IDX_NAMES,
     ConfigError,
+    check_config_files,
     coerce_cli_lists,
     data_folder,
     data_settings,
@@ -37,10 +37,12 @@ from aedepth.grid import (
 from aedepth.cpus import training_priority, training_reservation, usable_cpus
 from aedepth.gpus import visible_gpus
 from aedepth.imports import package_modules
-from aedepth.studies import SNAPSHOT, find_studies, study_digest
+from aedepth.studies import NO_STUDY, SNAPSHOT, find_studies, study_digest
 
 config.update(coerce_cli_lists(config))
 try:
+    # Snakemake has read them already: the size bound keeps what the checks walk small
+    check_config_files(workflow.configfiles)
     validate_config(
         config, load_schema(SCRIPTS.parent / "schemas" / "config.schema.yaml")
     )
@@ -223,10 +225,40 @@ def final_outputs():
 
 
 # A folder where the study writes a file would pass for that file, finished: refuse it.
-_folders = [path for path in final_outputs() if os.path.isdir(path)]
+_written = [
+    *final_outputs(),
+    *(
+        run.path(kind)
+        for run in GRID.models
+        for kind in ("weights", "hparams", "history")
+    ),
+    *of_runs("metrics", GRID.runs),
+    DATASET,
+]
+_folders = [path for path in _written if os.path.isdir(path)]
 if _folders:
     print(
         f"aedepth: {_folders[0]} is a folder where aedepth writes a file: delete it and run again",
         file=sys.stderr,
     )
     sys.exit(1)
+
+
+onstart:
+    # device: cuda where jobs run here and no GPU is visible would fail every training job after
+    # the data step: refuse it before any job. (Under a cluster executor the GPUs are the
+    # nodes', not this machine's; the executor is known here, not when the rules are read.)
+    if config["device"] == "cuda" and workflow.local_exec and not visible_gpus():
+        print(
+            "aedepth: config key 'device' = 'cuda' but no GPU is visible here (no NVIDIA GPU, "
+            "or CUDA_VISIBLE_DEVICES empty): use device: auto or cpu, or run where a GPU is",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    # `compare` with no finished study to tabulate: one line, before its job would fail. (The
+    # one onstart of the workflow: Snakemake keeps only the last one defined.)
+    if not compared_studies() and any(
+        job.rule.name == "compare" for job in workflow.dag.needrun_jobs()
+    ):
+        print(f"aedepth: {NO_STUDY}", file=sys.stderr)
+        sys.exit(1)

@@ -1,8 +1,9 @@
 """Snakemake adapter: intervals over seeds, paired depth comparisons and the written findings."""
 
 from aedepth.files import atomic_output, read_table
-from aedepth.grid import AUTOENCODER
+from aedepth.grid import AUTOENCODER, COMPARED, REPLICATE
 from aedepth.jobs import job_log
+from aedepth.metrics import METRICS
 from aedepth.stats import (
     depth_comparisons,
     depth_intervals,
@@ -14,7 +15,11 @@ from aedepth.stats import (
 with job_log(snakemake.log[0]):
     conditions = snakemake.params.conditions
     # the columns every step below reads: a damaged summary is refused in one line
-    summary = read_table(snakemake.input.summary, ("method", "depth", "seed", *conditions))
+    summary = read_table(
+        snakemake.input.summary,
+        ("method", COMPARED, REPLICATE, *conditions),
+        numeric=(COMPARED, REPLICATE, *METRICS, "loss_gap"),
+    )
     intervals = depth_intervals(summary, conditions)
     comparisons = depth_comparisons(summary[summary["method"] == AUTOENCODER], conditions)
     data = f"{snakemake.params.dataset} (source: {snakemake.params.source})"

@@ -17,7 +17,7 @@ with job_log(snakemake.log[0]):
         snakemake.output.hparams,
         copied_hparams(
             snakemake.params.hparams,
-            read_json(snakemake.input.hparams),
+            read_json(snakemake.input.hparams, ("widths",)),
             snakemake.params.trained_as,
         ),
     )

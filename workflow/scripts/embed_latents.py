@@ -7,7 +7,7 @@ from aedepth.latents import latent_table, write_latents
 from aedepth.model import encode_images, load_model
 
 with job_log(snakemake.log[0]):
-    hparams = read_json(snakemake.input.hparams)
+    hparams = read_json(snakemake.input.hparams, ("widths", "latent_dim"))
     model = load_model(snakemake.input.weights, hparams)
     data = load_dataset(snakemake.input.data)
     splits = {

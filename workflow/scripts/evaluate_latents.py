@@ -1,19 +1,21 @@
 """Snakemake adapter: score one model's latent space and reconstructions on the test split."""
 
-import pandas as pd
-
 from aedepth.data import load_dataset
-from aedepth.files import read_json, write_json
+from aedepth.files import read_json, read_table, reading, write_json
 from aedepth.jobs import job_log
 from aedepth.latents import read_latents
 from aedepth.metrics import score_embedding, unit_pixels
 from aedepth.model import load_model, reconstruct_images
 from aedepth.summary import convergence, kept_losses, size_columns
 
+# The columns of history.csv that kept_losses and convergence read.
+HISTORY = ("epoch", "train_loss", "val_loss", "test_loss", "kept")
+
 with job_log(snakemake.log[0]):
     data = load_dataset(snakemake.input.data)
-    splits, _ = read_latents(snakemake.input.latents)
-    hparams = read_json(snakemake.input.hparams)
+    with reading(snakemake.input.latents, "the latents Parquet aedepth wrote"):
+        splits, _ = read_latents(snakemake.input.latents)
+    hparams = read_json(snakemake.input.hparams, ("widths", "latent_dim", "params"))
     model = load_model(snakemake.input.weights, hparams)
     x_test = unit_pixels(data["x_test"])
     scores = score_embedding(
@@ -23,7 +25,7 @@ with job_log(snakemake.log[0]):
         reconstruct_images(model, data["x_test"]),
         **snakemake.params.metrics,
     )
-    history = pd.read_csv(snakemake.input.history)
+    history = read_table(snakemake.input.history, HISTORY, HISTORY)
     write_json(
         snakemake.output[0],
         snakemake.params.record

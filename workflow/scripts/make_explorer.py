@@ -2,7 +2,7 @@
 
 from aedepth.data import load_dataset
 from aedepth.explorer import explorer_page, run_view, stratified_subsample, write_page
-from aedepth.files import read_json
+from aedepth.files import read_json, reading
 from aedepth.grid import AUTOENCODER
 from aedepth.jobs import job_log
 from aedepth.latents import read_latents
@@ -19,7 +19,8 @@ with job_log(snakemake.log[0]):
         if record["method"] == AUTOENCODER:
             weights, hparams = next(models)
             reconstructions = reconstruct_images(load_model(weights, read_json(hparams)), images)
-        splits, _ = read_latents(latents)
+        with reading(latents, "the latents Parquet aedepth wrote"):
+            splits, _ = read_latents(latents)
         views.append(
             run_view(
                 record,

@@ -1,15 +1,18 @@
 """Snakemake adapter: the answer at a glance (headline metrics against depth per arm, the
 baselines as reference lines, verdict marks), and the loss gap against depth."""
 
-import pandas as pd
-
+from aedepth.files import read_table
 from aedepth.jobs import job_log
 from aedepth.plots import answer_figure, gap_vs_depth, save_figure
+from aedepth.stats import comparison_columns, interval_columns
 
 with job_log(snakemake.log[0]):
-    intervals = pd.read_csv(snakemake.input.intervals)
-    comparisons = pd.read_csv(snakemake.input.comparisons)
     conditions, labels = snakemake.params.conditions, snakemake.params.labels
+    statistics = ("mean", "ci_low", "ci_high")
+    intervals = read_table(snakemake.input.intervals, interval_columns(conditions), statistics)
+    comparisons = read_table(
+        snakemake.input.comparisons, comparison_columns(conditions), ("mean_difference", "p_holm")
+    )
     save_figure(
         answer_figure(intervals, comparisons, conditions, labels),
         snakemake.output.answer,

@@ -13,7 +13,7 @@ with job_log(snakemake.log[0]):
     data = load_dataset(snakemake.input.data)
     originals = data["x_test"][pick_digits(data["y_test"], snakemake.params.digits)]
     rows = [("original", originals / 255.0)]
-    records = [read_json(path) for path in snakemake.input.metrics]
+    records = [read_json(path, ("seed", "knn_accuracy")) for path in snakemake.input.metrics]
     labels = snakemake.params.labels
     axes = [name for name in labels if name in records[0]]
     for position in representatives(records, axes).values():

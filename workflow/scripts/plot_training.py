@@ -3,16 +3,20 @@ each panel says how many seeds were still improving at their last epoch."""
 
 import pandas as pd
 
+from aedepth.files import read_table
 from aedepth.grid import setting_label
 from aedepth.jobs import job_log
 from aedepth.plots import save_figure, training_curves
 from aedepth.summary import convergence
 
+# The columns of history.csv that kept_losses and convergence read.
+HISTORY = ("epoch", "train_loss", "val_loss", "test_loss", "kept")
+
 with job_log(snakemake.log[0]):
     labels = snakemake.params.labels
     histories, improving = [], {}
     for record, path in zip(snakemake.params.records, snakemake.input.histories):
-        history = pd.read_csv(path)
+        history = read_table(path, HISTORY, HISTORY)
         setting = setting_label(record, list(labels), labels, snakemake.params.omit)
         histories.append(history.assign(setting=setting, seed=record["seed"]))
         improving.setdefault(setting, []).append(convergence(history)["still_improving"])

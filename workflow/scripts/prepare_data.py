@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aedepth.data import arrays_from_idx, load_sample, read_idx_folder, save_dataset
+from aedepth.data import arrays_from_idx, load_sample, md5_owners, read_idx_folder, save_dataset
 from aedepth.jobs import job_log
 
 with job_log(snakemake.log[0]):
@@ -10,5 +10,8 @@ with job_log(snakemake.log[0]):
         arrays = load_sample(test_fraction=snakemake.params.sample_test_fraction)
     else:
         folder = Path(snakemake.input.idx[0]).parent
-        arrays = arrays_from_idx(read_idx_folder(folder, snakemake.params.checksums))
+        # the other datasets' checksums only name a mislabelled file: read from the config,
+        # not params, so that adding a dataset reruns nothing
+        owners = md5_owners(snakemake.config["datasets"], snakemake.config["dataset"])
+        arrays = arrays_from_idx(read_idx_folder(folder, snakemake.params.checksums, owners))
     save_dataset(snakemake.output[0], arrays)

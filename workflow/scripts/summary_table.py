@@ -4,11 +4,12 @@ The report offers a CSV only as a download; an HTML page it shows inline.
 """
 
 import pandas as pd
-from aedepth.files import atomic_output, html_page
+
+from aedepth.files import atomic_output, html_page, read_table
 from aedepth.jobs import job_log
 
 with job_log(snakemake.log[0]):
-    summary = pd.read_csv(snakemake.input.summary).set_index("model")
+    summary = read_table(snakemake.input.summary, ("model",)).set_index("model")
     digits = snakemake.params.significant_digits
 
     def cell(value):

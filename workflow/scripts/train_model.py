@@ -46,8 +46,10 @@ with job_log(snakemake.log[0]), one_gpu_per_job(snakemake.params.device) as gpu:
             progress=lambda epochs: tqdm(epochs, desc="epochs", mininterval=5),
             matmul_route=snakemake.params.matmul_route,
         )
-    with atomic_output(snakemake.output.weights) as tmp:
-        torch.save(model.state_dict(), tmp)
+    state = model.state_dict()
+    # the size it needs, for the line a full disk gives
+    with atomic_output(snakemake.output.weights, sum(t.nbytes for t in state.values())) as tmp:
+        torch.save(state, tmp)
     # how: {"hardware_class", "threads", "training_path", "matmul_route", "subnormals_flushed"}
     write_json(snakemake.output.hparams, hparams | {"device": str(device)} | how)
     # NaN (no validation split): blank

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ from aedepth.data import (
     SAMPLE_PER_CLASS,
     find_idx_file,
     idx_count,
+    idx_md5,
+    md5_owners,
     redact,
     sample_split_sizes,
 )
+from aedepth.files import MAX_VALUES, expanded_size
 from aedepth.grid import RESULTS, study_name
 from aedepth.jobs import ConfigError
 
@@ -67,33 +71,12 @@ def _parse_scalar(item: Any) -> Any:
     return parsed if isinstance(parsed, (int, float)) and not isinstance(parsed, bool) else item
 
 
-# A config holds a few hundred values; YAML anchors and aliases can make a few lines stand
-# for billions (a "YAML bomb"), which jsonschema would walk and print.
-MAX_CONFIG_VALUES = 100_000
+# A config holds a few hundred values: refuse more (YAML anchor "bombs"; aedepth.files).
+MAX_CONFIG_VALUES = MAX_VALUES
 MAX_MESSAGE = 1000  # characters of a config error line (every key listed fits)
-
-
-def expanded_size(value: Any, limit: int = MAX_CONFIG_VALUES) -> int:
-    """How many values `value` holds once every alias is written out, counted up to just
-    past `limit`. PyYAML shares one object per anchor, so each distinct container is
-    counted once and its size reused: time linear in the YAML text, not in its expansion."""
-    sizes: dict[int, int] = {}
-
-    def size(item: Any) -> int:
-        if not isinstance(item, (dict, list)):
-            return 1
-        if id(item) not in sizes:
-            sizes[id(item)] = 0  # a container inside itself: counted once
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            total = 1
-            for child in children:
-                total += size(child)
-                if total > limit:
-                    break
-            sizes[id(item)] = min(total, limit + 1)
-        return sizes[id(item)]
-
-    return size(value)
+# A config file is a few kB; Snakemake has read it before this code runs, so this bounds
+# what the checks walk and keeps a mistaken file (a dataset, say) from passing as config.
+MAX_CONFIG_FILE = 1 << 20
 
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -162,6 +145,7 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
                 "folder: give a folder that holds the four IDX files"
             )
         idx_paths(source)
+    _check_data_identity(config)
     _check_data_sizes(config)
     study_name(config)
 
@@ -203,6 +187,34 @@ def _check_checksum_names(config: dict[str, Any]) -> None:
             found = f"lacks {', '.join(missing)}" if missing else f"has {', '.join(unknown)}"
             raise ConfigError(
                 f"config key '{key}' {found}: give the MD5 of exactly {', '.join(IDX_NAMES)}"
+            )
+
+
+# The smallest IDX file (10 kB): its MD5 tells the datasets apart at parse time, cheaply.
+_TELLTALE = "t10k-labels-idx1-ubyte"
+
+
+def _check_data_identity(config: dict[str, Any]) -> None:
+    """The data's checksums say which dataset it is: refuse a config that calls it another,
+    whose name and class names figures, tables and Parquet metadata would print. Refused
+    rather than renamed: the name also picks the study's folder and the mirrors."""
+    dataset, source = config["dataset"], config["source"]
+    owners = md5_owners(config["datasets"], dataset)
+    if config["checksums"] and config["checksums"] != config["datasets"][dataset]["checksums"]:
+        for name, md5 in config["checksums"].items():
+            if owner := owners.get(name, {}).get(md5.lower()):
+                raise ConfigError(
+                    f"config key 'checksums' holds {owner}'s published MD5 of {name}, not "
+                    f"{dataset}'s: set dataset: {owner}, or checksums: {{}}"
+                )
+    if source in DATA_SOURCES:
+        return
+    md5 = idx_md5(find_idx_file(source, _TELLTALE), _TELLTALE)
+    if md5 != data_settings(config)["checksums"][_TELLTALE].lower():
+        if owner := owners[_TELLTALE].get(md5):
+            raise ConfigError(
+                f"config key 'source' = {source!r} holds {owner}'s files (the MD5 of its "
+                f"{_TELLTALE} is {owner}'s), not {dataset}'s: set dataset: {owner}"
             )
 
 
@@ -428,14 +440,24 @@ def _describe(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
         return f"config is missing {error.message.split(' is a required')[0]}: add it (see config.yaml)"
     key = str(path[0])
     where = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1:])
-    reason = error.message
+    # jsonschema's message quotes the whole value: shortened, so the line keeps its advice
+    shown = _shown(error.instance)
+    reason = error.message.replace(repr(error.instance), shown)
     if (
         error.validator == "type"
         and isinstance(error.instance, str)
         and _EXPONENT_TEXT.match(error.instance)
     ):
         reason += f"; YAML reads {error.instance} as text, write {_yaml_number(error)}"
-    return f"config key '{where}' = {error.instance!r} is invalid ({reason}): use {_allowed(key, schema)}"
+    return f"config key '{where}' = {shown} is invalid ({reason}): use {_allowed(key, schema)}"
+
+
+def _shown(value: Any) -> str:
+    """repr(value), shortened to a few items and characters (a message quotes it)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 2, 4, 4
+    short.maxstring = short.maxother = 60
+    return short.repr(value)
 
 
 def _yaml_number(error: jsonschema.ValidationError) -> str:
@@ -455,3 +477,17 @@ def _yaml_number(error: jsonschema.ValidationError) -> str:
 def load_schema(path: str | Path) -> dict[str, Any]:
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+def check_config_files(paths: list[str | Path]) -> None:
+    """Refuse a config file over MAX_CONFIG_FILE bytes (a data file given by mistake, say)."""
+    for path in paths:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            continue  # Snakemake has said so already
+        if size > MAX_CONFIG_FILE:
+            raise ConfigError(
+                f"config file {path} has {size:,} bytes, more than the {MAX_CONFIG_FILE:,} a "
+                "config takes (config.yaml has 7 kB): give a file of settings alone"
+            )

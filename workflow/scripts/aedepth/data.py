@@ -194,10 +194,44 @@ def md5_hex(raw: bytes) -> str:
     return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
-def verify(name: str, raw: bytes, expected_md5: str, advice: str | None = None) -> None:
-    """Raise DataError unless md5(raw) equals `expected_md5`; `advice` says what to do then."""
+class OtherDataset(DataError):
+    """A file whose MD5 is another dataset's published checksum: not altered, mislabelled."""
+
+    def __init__(self, message: str, owner: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+def md5_owners(datasets: Mapping[str, Mapping], exclude: str) -> dict[str, dict[str, str]]:
+    """{IDX name: {MD5: dataset}} over the published checksums of every dataset but `exclude`:
+    a file that fails its check but has one of these is that dataset's, not a damaged copy."""
+    owners: dict[str, dict[str, str]] = {name: {} for name in IDX_NAMES}
+    for dataset, settings in datasets.items():
+        checksums = (settings.get("checksums") or {}) if isinstance(settings, Mapping) else {}
+        for name, md5 in checksums.items():
+            if dataset != exclude and name in owners and isinstance(md5, str):
+                owners[name].setdefault(md5.lower(), dataset)
+    return owners
+
+
+def verify(
+    name: str,
+    raw: bytes,
+    expected_md5: str,
+    advice: str | None = None,
+    owners: Mapping[str, str] | None = None,
+) -> None:
+    """Raise DataError unless md5(raw) equals `expected_md5`; `advice` says what to do then.
+    An MD5 in `owners` (MD5 -> dataset) raises OtherDataset, naming the dataset it is."""
     got = md5_hex(raw)
     if got != expected_md5.lower():
+        owner = (owners or {}).get(got)
+        if owner is not None:
+            raise OtherDataset(
+                f"{name}: holds {owner}'s data (MD5 {got} is {owner}'s published checksum), "
+                f"not the configured dataset's: set dataset: {owner}",
+                owner,
+            )
         raise DataError(
             f"{name}: MD5 {got} does not match the expected {expected_md5}: "
             + (advice or "the file is truncated or altered")
@@ -322,11 +356,13 @@ def download_idx(
     retries: int = 3,
     timeout: float = 30.0,
     backoff: float = 1.0,
+    owners: Mapping[str, str] | None = None,
 ) -> bytes:
     """Download `name`.gz from the first mirror that serves it intact; return the decompressed, verified bytes.
 
     Each attempt has `timeout` seconds in all; neither the body nor its decompression may pass
     the size of the full file (idx_size), so a hostile or wrong file cannot fill the memory.
+    `owners` (MD5 -> dataset): a mirror serving another dataset's file is named as such.
     """
     if not mirrors:
         raise DataError(
@@ -369,7 +405,15 @@ def download_idx(
             finally:
                 del raw
             try:
-                verify(shown, data, expected_md5, "the mirror serves another or an altered file")
+                altered = "the mirror serves another or an altered file"
+                verify(shown, data, expected_md5, altered, owners)
+            except OtherDataset as e:
+                log.warning("%s; trying the next mirror", e)
+                reasons.append(
+                    f"{shown_mirror}: serves {e.owner}'s {name} (set dataset: {e.owner}, "
+                    "or give this dataset's mirrors)"
+                )
+                break
             except DataError as e:
                 log.warning("%s; trying the next mirror", e)
                 reasons.append(f"{shown_mirror}: MD5 mismatch for {name}")
@@ -382,8 +426,13 @@ def download_idx(
     )
 
 
-def read_idx_folder(folder: str | Path, md5s: Mapping[str, str]) -> dict[str, bytes]:
-    """Read the four IDX files (raw or .gz) from `folder`, verified against `md5s`; return name -> IDX bytes."""
+def read_idx_folder(
+    folder: str | Path,
+    md5s: Mapping[str, str],
+    owners: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, bytes]:
+    """Read the four IDX files (raw or .gz) from `folder`, verified against `md5s`; return
+    name -> IDX bytes. `owners` (see md5_owners): another dataset's file is named as such."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(
@@ -397,12 +446,15 @@ def read_idx_folder(folder: str | Path, md5s: Mapping[str, str]) -> dict[str, by
                 f"{folder}: missing {name} (or {name}.gz); "
                 f"the folder must hold {', '.join(IDX_NAMES)}, each optionally .gz"
             )
-        raws[name] = read_idx_file(path, name, md5s[name])
+        raws[name] = read_idx_file(path, name, md5s[name], (owners or {}).get(name))
     return raws
 
 
-def read_idx_file(path: Path, name: str, expected_md5: str) -> bytes:
-    """The verified IDX bytes of the local file `path` (raw or gzipped) holding `name`."""
+def read_idx_file(
+    path: Path, name: str, expected_md5: str, owners: Mapping[str, str] | None = None
+) -> bytes:
+    """The verified IDX bytes of the local file `path` (raw or gzipped) holding `name`;
+    `owners` (MD5 -> dataset) names the dataset whose file it is, if another's."""
     size = idx_size(name)
     replace = f"not the {name} of MNIST or Fashion-MNIST; replace it with an intact copy"
     on_disk = path.stat().st_size
@@ -422,8 +474,21 @@ def read_idx_file(path: Path, name: str, expected_md5: str) -> bytes:
         expected_md5,
         f"the file is truncated or altered, or `checksums` holds the MD5s of other files; "
         f"replace it with an intact copy or correct the checksum of {name}",
+        owners,
     )
     return data
+
+
+def idx_md5(path: str | Path, name: str) -> str | None:
+    """MD5 of the IDX bytes in `path` (raw or gzipped) holding `name`; None where the file is
+    unreadable, damaged or larger than the full file (the job reports those)."""
+    path, size = Path(path), idx_size(name)
+    try:
+        if path.stat().st_size > gzip_bound(size):
+            return None
+        return md5_hex(decompress(path.read_bytes(), str(path), limit=size))
+    except (OSError, DataError):
+        return None
 
 
 def arrays_from_idx(raws: Mapping[str, bytes]) -> dict[str, np.ndarray]:
@@ -561,7 +626,7 @@ def validation_split(
 def save_dataset(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Validate `arrays` and save them as an uncompressed .npz, atomically."""
     validate_dataset(arrays)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, sum(array.nbytes for array in arrays.values())) as tmp:
         np.savez(tmp, **arrays)
 
 

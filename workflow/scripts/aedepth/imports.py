@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 from pathlib import Path
 
 PACKAGE = "aedepth"
@@ -45,3 +46,12 @@ def _imported_modules(path: Path) -> tuple[Path, ...]:
             if parts[0] == PACKAGE and len(parts) >= 2:
                 modules.append(package_dir.joinpath(*parts[1:]).with_suffix(".py"))
     return tuple(modules)
+
+
+def jobs_import_from(folder: str | Path) -> None:
+    """Put `folder` first on the PYTHONPATH the workflow's jobs inherit, so that they import
+    the workflow's own package: Snakemake appends a job script's folder to its path, behind
+    site-packages, where `pip install -e .` of another checkout would otherwise win."""
+    first, *rest = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if first != str(folder):
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), first, *rest]))

@@ -10,7 +10,6 @@ headline metric the mean over seeds and its 95 % interval (docs/outputs.md, "Stu
 from __future__ import annotations
 
 import hashlib
-
 import json
 import math
 import re
@@ -29,6 +28,11 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: Snakemake import
 SNAPSHOT = "study.yaml"  # in each study's folder
 INTERVALS = "depth_intervals.csv"
 INTERVAL_COLUMNS = ("method", "metric", "mean", "ci_low", "ci_high")  # what compare reads
+# What `compare` says where results/ holds no finished study (before any job, and in its job).
+NO_STUDY = (
+    "no finished study under results/ to compare: run one first "
+    "(snakemake --cores 4 --config source=sample study=a epochs=3)"
+)
 STATISTICS = ("mean", "ci_low", "ci_high")  # columns of depth_intervals.csv
 _HEADLINE = re.compile(
     rf"^(?P<group>.+)_(?P<metric>{'|'.join(HEADLINE_METRICS)})(?:_(?P<statistic>ci_low|ci_high))?$"
