@@ -6,7 +6,7 @@ under test, so a renamed, dropped or moved column fails until docs/outputs.md, c
 
 SUMMARY_LAYOUT = [
     "model", "method", "depth", "latent_dim", "seed", "arm", "training", "n_test",
-    "params", "widths",
+    "params", "widths", "epochs", "early_stopping_patience",
     "knn_accuracy", "silhouette", "davies_bouldin", "calinski_harabasz", "kmeans_ari",
     "kmeans_nmi", "trustworthiness", "reconstruction_bce", "reconstruction_mse",
     "kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap",
@@ -23,15 +23,30 @@ INTERVAL_LAYOUT = [
 COMPARISON_LAYOUT = [
     "latent_dim", "arm", "training", "depth", "previous_depth", "metric", "higher_is_better",
     "n_pairs", "mean_difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict",
-    "effect_size", "effect_low", "effect_high", "seeds_for_80_power",
+    "effect_size", "effect_low", "effect_high",
 ]  # fmt: skip
+PRIMARY_LAYOUT = [
+    "latent_dim", "arm", "training", "depth", "previous_depth", "metric", "higher_is_better",
+    "smallest_difference", "n_pairs", "n_seeds", "n_images", "mean_difference", "ci_low",
+    "ci_high", "df", "seed_variance", "image_variance", "p_value", "p_holm", "equivalence_p",
+    "equivalence_p_holm", "verdict", "seeds_to_detect", "seeds_for_equivalence", "epochs",
+    "early_stopping_patience", "n_models", "still_improving",
+]  # fmt: skip
+PER_IMAGE_LAYOUT = [
+    "index",
+    "knn_accuracy",
+    "silhouette",
+    "reconstruction_bce",
+    "reconstruction_mse",
+]
 
 # Every key of config.yaml, as the "unknown config key" message lists them (docs/configuration.md).
 ALL_KEYS = (
     "arms, axes, baselines, batch_size, checksums, dataset, datasets, depths, device, "
     "download_retries, download_timeout, early_stopping_patience, epochs, explorer_points, "
     "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dims, learning_rate, matmul_route, "
-    "mirrors, param_budget, plot_digits, plot_dpi, sample_test_fraction, seeds, source, study, "
+    "mirrors, param_budget, plot_digits, plot_dpi, primary_metric, sample_test_fraction, seeds, "
+    "smallest_difference, source, study, "
     "training_regimes, training_threads, trainings, trustworthiness_neighbors, "
     "trustworthiness_samples, validation_fraction"
 )

@@ -25,7 +25,7 @@ def separated_clusters(n_per_class=40, n_classes=10, spread=0.01, seed=0):
 def test_perfectly_separated_latents_score_perfectly():
     z_train, y_train = separated_clusters(seed=0)
     z_test, y_test = separated_clusters(seed=1)
-    scores = latent_metrics(
+    scores, _ = latent_metrics(
         z_train, y_train, z_test, y_test, x_test=z_test, trustworthiness_samples=200
     )
     assert scores["knn_accuracy"] == 1.0
@@ -40,7 +40,7 @@ def test_random_latents_score_near_chance():
     rng = np.random.default_rng(0)
     z_train, z_test = rng.normal(size=(2000, 2)), rng.normal(size=(1000, 2))
     y_train, y_test = rng.integers(0, 10, 2000), rng.integers(0, 10, 1000)
-    scores = latent_metrics(z_train, y_train, z_test, y_test, x_test=z_test)
+    scores, _ = latent_metrics(z_train, y_train, z_test, y_test, x_test=z_test)
     assert 0.03 < scores["knn_accuracy"] < 0.2
     assert abs(scores["kmeans_ari"]) < 0.02
     assert scores["silhouette"] < 0.05
@@ -48,12 +48,12 @@ def test_random_latents_score_near_chance():
 
 def test_reconstruction_errors_known_values():
     x = np.array([[0.0, 1.0, 0.5, 0.5]])
-    perfect = reconstruction_errors(x[:, :2], x[:, :2])
+    perfect, _ = reconstruction_errors(x[:, :2], x[:, :2])
     assert perfect["reconstruction_mse"] == 0.0
     assert perfect["reconstruction_bce"] == pytest.approx(0.0, abs=1e-6)
-    half = reconstruction_errors(np.full((3, 4), 0.5), np.full((3, 4), 0.5))
+    half, _ = reconstruction_errors(np.full((3, 4), 0.5), np.full((3, 4), 0.5))
     assert half["reconstruction_bce"] == pytest.approx(math.log(2))
-    off = reconstruction_errors(np.zeros((1, 2)), np.full((1, 2), 0.5))
+    off, _ = reconstruction_errors(np.zeros((1, 2)), np.full((1, 2), 0.5))
     assert off["reconstruction_mse"] == pytest.approx(0.25)
 
 
@@ -87,8 +87,11 @@ def test_random_projection_is_seeded_and_worse_than_pca_on_a_plane():
 def test_a_run_without_reconstructions_scores_nan_errors():
     latents, labels = separated_clusters()
     x = np.random.default_rng(0).uniform(size=(len(labels), 5))
-    scores = score_embedding(latents, labels, latents, labels, x, None, trustworthiness_samples=50)
+    scores, per_image = score_embedding(
+        latents, labels, latents, labels, x, None, trustworthiness_samples=50
+    )
     assert set(scores) == set(METRICS)
+    assert set(per_image) == {"knn_accuracy", "silhouette"}  # no reconstructions, no errors
     assert math.isnan(scores["reconstruction_bce"]) and scores["knn_accuracy"] == 1.0
 
 
@@ -194,6 +197,33 @@ def test_reconstruction_errors_in_chunks_match_the_whole_float64_formula():
     x64 = x.astype(np.float64)
     expected_bce = float(np.mean(-(x64 * np.log(p) + (1 - x64) * np.log1p(-p))))
     expected_mse = float(np.mean((x64 - x_hat.astype(np.float64)) ** 2))
-    errors = reconstruction_errors(x, x_hat)
+    errors, _ = reconstruction_errors(x, x_hat)
     assert errors["reconstruction_bce"] == pytest.approx(expected_bce, rel=1e-12)
     assert errors["reconstruction_mse"] == pytest.approx(expected_mse, rel=1e-12)
+
+
+def test_per_image_values_average_to_the_scores_and_every_metric_has_one_construct():
+    from sklearn.metrics import silhouette_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from aedepth.metrics import CONSTRUCTS, PER_IMAGE
+
+    rng = np.random.default_rng(3)
+    z_train, z_test = rng.normal(size=(600, 2)), rng.normal(size=(300, 2)).astype(np.float32)
+    y_train, y_test = rng.integers(0, 4, 600), rng.integers(0, 4, 300)
+    x = rng.random((300, 12), dtype=np.float32)
+    x_hat = rng.random((300, 12), dtype=np.float32)
+    scores, per_image = score_embedding(
+        z_train, y_train, z_test, y_test, x, x_hat, kmeans_clusters=4, trustworthiness_samples=50
+    )
+    assert tuple(per_image) == PER_IMAGE and all(len(v) == 300 for v in per_image.values())
+    for metric in PER_IMAGE:
+        # float32 latents: sklearn averages the silhouettes in float32
+        assert per_image[metric].mean() == pytest.approx(scores[metric], rel=1e-6)
+    # the same numbers the library's own scores give
+    knn = KNeighborsClassifier(n_neighbors=5).fit(z_train, y_train)
+    assert scores["knn_accuracy"] == knn.score(z_test, y_test)
+    assert scores["silhouette"] == silhouette_score(z_test, y_test)
+    assert set(per_image["knn_accuracy"]) <= {0.0, 1.0}
+    listed = [m for metrics in CONSTRUCTS.values() for m in metrics]
+    assert sorted(listed) == sorted(METRICS)

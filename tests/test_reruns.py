@@ -268,6 +268,14 @@ def test_a_metric_setting_reruns_metrics_and_their_users(study):
     )
 
 
+@pytest.mark.parametrize(
+    "change", [{"smallest_difference": "0.02"}, {"primary_metric": "silhouette"}]
+)
+def test_the_primary_question_reruns_only_the_comparison_and_its_readers(study, change):
+    # declared before the study runs, but changing it later retrains nothing
+    assert planned(study, **change) == {"compare_depths", "plot_answer"} | SNAPSHOT
+
+
 # 6. code changes ------------------------------------------------------------------------------
 
 

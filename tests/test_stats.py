@@ -11,6 +11,7 @@ from layouts import COMPARISON_LAYOUT, INTERVAL_LAYOUT
 
 from aedepth.metrics import METRICS
 from aedepth.stats import (
+    Question,
     depth_comparisons,
     depth_intervals,
     effect_size,
@@ -20,6 +21,7 @@ from aedepth.stats import (
     holm,
     paired_p_value,
     paired_power,
+    primary_comparisons,
     seeds_for_power,
     t_interval,
 )
@@ -34,11 +36,16 @@ def without_axes(layout, axes=("arm", "training")):
 LABELS = {"depth": "depth", "latent_dim": "latent size", "seed": "seed"}
 
 
-def findings(table, conditions=CONDITIONS, dataset=None):
+QUESTION = Question("knn_accuracy", 0.01)
+
+
+def findings(table, conditions=CONDITIONS, dataset=None, question=QUESTION, omit=None):
     intervals = depth_intervals(table, conditions)
-    comparisons = depth_comparisons(table[table.method == "autoencoder"], conditions)
+    models = table[table.method == "autoencoder"]
+    comparisons = depth_comparisons(models, conditions)
+    primary = primary_comparisons(models, conditions, question)
     return findings_markdown(
-        table, intervals, comparisons, conditions, LABELS, data="sample", dataset=dataset
+        table, intervals, comparisons, primary, conditions, LABELS, "sample", dataset, omit
     )
 
 
@@ -68,6 +75,9 @@ def models_table(depth2_knn=(0.70, 0.73, 0.75)):
                 "seed": seed,
                 "knn_accuracy": knn[seed],
                 "davies_bouldin": db[seed],
+                "model": f"depth{depth}_dim2_seed{seed}",
+                "epochs": 50,
+                "early_stopping_patience": 0,
             }
             rows.append(row)
     return pd.DataFrame(rows)
@@ -137,48 +147,62 @@ def test_pairs_use_only_shared_seeds():
 
 def test_findings_follow_the_numbers():
     text = findings(models_table())
-    assert "3 seeds per depth" in text
-    assert "1 → 2 hidden layers: mixed: better on 1, worse on 1 of 9 metrics" in text
-    assert "better: knn_accuracy" in text and "worse: davies_bouldin" in text
+    assert "Seeds trained: 3 (0, 1, 2)" in text
+    assert "1 → 2 hidden layers: knn_accuracy +0.1067 [" in text
+    assert "  - class separation: knn_accuracy (the primary metric" in text
+    assert "davies_bouldin +0.5333 [0.3899, 0.6768], worse (lower is better)" in text
+    assert not re.search(r"\bof \d+ metrics\b|\bon \d+ of\b", text)  # no counts of metrics
 
     other = findings(models_table(depth2_knn=(0.50, 0.52, 0.55)))
     assert other != text
-    assert "worse on 2 of 9 metrics" in other and "better:" not in other
+    assert "knn_accuracy -0.09667 [" in other and "): worse." in other
 
 
 def test_findings_with_one_seed_say_so():
     table = models_table()
     text = findings(table[table.seed == 0])
-    assert "1 seed per depth" in text and "single seed" in text
-    assert "no clear difference on any of the 9 metrics" in text
+    assert "Seeds trained: 1 (0)" in text and "single seed" in text
+    assert "(1 paired seed, 50 epochs): inconclusive: at least 2 paired seeds" in text
 
 
-def table_headline(table, conditions=CONDITIONS):
-    comparisons = depth_comparisons(table[table.method == "autoencoder"], conditions)
-    return headline(table, comparisons, conditions, LABELS)
+def table_headline(table, conditions=CONDITIONS, question=QUESTION):
+    models = table[table.method == "autoencoder"]
+    return headline(table, primary_comparisons(models, conditions, question), conditions, LABELS)
 
 
 def test_the_headline_follows_the_numbers_and_findings_begin_with_it():
+    # differences 0.10, 0.11, 0.11: t interval 0.1067 +- 4.303 * 0.005774 / sqrt(3)
     assert table_headline(models_table()) == [
-        "1 → 2 hidden layers: mixed: better on 1, worse on 1 of 9 metrics."
+        "1 → 2 hidden layers: knn_accuracy +0.1067 [0.09232, 0.121] "
+        "(3 paired seeds, 50 epochs): better."
     ]
     worse = models_table(depth2_knn=(0.50, 0.52, 0.55))
-    assert table_headline(worse) == ["1 → 2 hidden layers: worse on 2 of 9 metrics."]
+    assert table_headline(worse) == [
+        "1 → 2 hidden layers: knn_accuracy -0.09667 [-0.111, -0.08232] "
+        "(3 paired seeds, 50 epochs): worse."
+    ]
     # findings.md: its title, then the headline as bold bullets, then everything else
     lines = findings(worse).splitlines()
     assert lines[:4] == [
         "# Does depth improve the latent representation?",
         "",
-        "- **1 → 2 hidden layers: worse on 2 of 9 metrics.**",
+        f"- **{table_headline(worse)[0]}**",
         "",
     ]
+    assert lines[4].startswith(
+        "Primary question, declared in the config before the study ran: does knn_accuracy "
+        "change by at least 0.01"
+    )
 
 
 def test_the_headline_says_first_what_limits_the_answer():
     table = models_table()
     one_seed = table_headline(table[table.seed == 0])
     assert one_seed[0].startswith("With a single seed no difference can be called clear")
-    assert one_seed[1:] == ["1 → 2 hidden layers: no clear difference on any of the 9 metrics."]
+    assert one_seed[1:] == [
+        "1 → 2 hidden layers: knn_accuracy +0.1, no interval (1 paired seed, 50 epochs): "
+        "inconclusive: at least 2 paired seeds are needed for an interval."
+    ]
     one_depth = table_headline(table[table.depth == 1])
     assert one_depth == ["Only one depth was trained, so there is nothing to compare."]
 
@@ -202,7 +226,8 @@ def test_comparisons_stay_within_one_latent_size():
     assert knn.loc[2, "verdict"] == "better" and knn.loc[8, "verdict"] == "worse"
     assert len(depth_intervals(both, CONDITIONS)) == 4 * len(METRICS)
     text = findings(both)
-    assert "1 → 2 hidden layers (latent size 8): worse on 2 of 9 metrics" in text
+    assert "- **1 → 2 hidden layers (latent size 8): knn_accuracy -0.09667 [" in text
+    assert "- **1 → 2 hidden layers (latent size 2): knn_accuracy +0.1067 [" in text
 
 
 def test_holm_known_values():
@@ -221,8 +246,9 @@ def test_paired_p_value_matches_scipy_and_edge_cases():
     assert paired_p_value(d) == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
     assert math.isnan(paired_p_value([0.1]))
     assert paired_p_value([0.0, 0.0]) == 1.0
-    # identical differences, up to rounding: the t test is undefined, no verdict
-    assert math.isnan(paired_p_value([0.272 - 0.258, 0.286 - 0.272]))
+    # identical non-zero differences, up to rounding: t is infinite, p exactly 0
+    assert paired_p_value([0.272 - 0.258, 0.286 - 0.272]) == 0.0
+    assert paired_p_value([-0.01, -0.01, -0.01]) == 0.0
     assert math.isnan(effect_size([0.272 - 0.258, 0.286 - 0.272])[0])
 
 
@@ -255,7 +281,7 @@ def test_comparisons_hold_holm_verdicts_effects_and_seed_counts():
     assert knn["p_holm"] == pytest.approx(min(1, 9 * knn["p_value"]))  # the smallest of 9
     assert knn["effect_size"] == pytest.approx(knn["mean_difference"] / 0.005773502691896)
     silhouette = comparisons.loc["silhouette"]  # identical shift: no difference at all
-    assert silhouette["p_value"] == 1.0 and math.isnan(silhouette["seeds_for_80_power"])
+    assert silhouette["p_value"] == 1.0 and math.isnan(silhouette["effect_size"])
 
 
 def test_holm_can_overturn_an_unadjusted_verdict():
@@ -264,16 +290,26 @@ def test_holm_can_overturn_an_unadjusted_verdict():
     knn = comparisons.loc["knn_accuracy"]
     assert knn["p_value"] < 0.5 and knn["verdict"] == "no clear difference"
     text = findings(table)
-    assert "knn_accuracy 0.62 [" in text and " seeds for 80 % power" in text
+    assert "): inconclusive: the interval neither excludes 0 nor lies within ±0.01; about " in text
 
 
 def test_findings_state_levels_with_intervals_and_the_articles_claims():
     table = models_table()
     text = findings(table)
-    assert "better: knn_accuracy 0.62 [0.5703, 0.6697] → 0.7267 [" in text
-    assert "(d_z " in text
-    assert "- Clearer clusters with depth (" in text and ": mixed (better on 1, worse on 1" in text
-    assert "- Sharper reconstructions with depth (" in text and "not shown" in text
+    assert "| 1 hidden layer(s), latent size 2 | n/a | 0.62 [0.5703, 0.6697] |" in text
+    assert "| knn_accuracy | higher | 0.1067 | [0.09232, 0.121] | 0.00878 | better | 18.5 [" in text
+    assert (
+        "- Clearer clusters with depth (class separation, cluster agreement): 1 → 2 (latent "
+        "size 2): not shown (better: knn_accuracy; worse: davies_bouldin; no clear difference: "
+        "silhouette, calinski_harabasz, kmeans_ari, kmeans_nmi)." in text
+    )
+    assert "- Sharper reconstructions with depth (reconstruction): 1 → 2" in text
+    every = models_table().assign(
+        davies_bouldin=lambda t: 3.0 - t.depth - 0.01 * t.seed**2,
+        **{m: (lambda m: lambda t: 0.1 * t.depth + 0.01 * t.seed**2)(m)
+           for m in ("silhouette", "calinski_harabasz", "kmeans_ari", "kmeans_nmi")},
+    )  # fmt: skip
+    assert ": holds (every metric better)." in findings(every)
     gaps = table.assign(loss_gap=[0.01, 0.012, 0.011, 0.05, 0.06, 0.052])
     overfit = findings(gaps)
     assert "Overfitting with more depth" in overfit and "holds" in overfit
@@ -294,8 +330,8 @@ def test_findings_compare_the_arms():
         LABELS.clear()
         LABELS.update(labels_before)
     assert "## Depth or capacity?" in text
-    assert "the verdicts agree on 8 of 9 metrics; they differ on knn_accuracy " in text
-    assert "(article: better, matched_params: no clear difference)" in text
+    assert "the verdicts differ on knn_accuracy (article: better, matched_params: no clear " in text
+    assert "they agree on the other metrics." in text
 
 
 def test_findings_name_an_axis_only_where_it_is_not_at_its_omitted_value():
@@ -304,9 +340,17 @@ def test_findings_name_an_axis_only_where_it_is_not_at_its_omitted_value():
     intervals = depth_intervals(table, conditions)
     comparisons = depth_comparisons(table, conditions)
     labels = LABELS | {"arm": "arm"}
+    primary = primary_comparisons(table, conditions, QUESTION)
     plain = findings_markdown(
-        table, intervals, comparisons, conditions, labels, "sample", omit={"arm": "article"}
+        table,
+        intervals,
+        comparisons,
+        primary,
+        conditions,
+        labels,
+        "sample",
+        omit={"arm": "article"},
     )
     assert "arm article" not in plain and "| 1 hidden layer(s), latent size 2 |" in plain
-    named = findings_markdown(table, intervals, comparisons, conditions, labels, "sample")
+    named = findings_markdown(table, intervals, comparisons, primary, conditions, labels, "sample")
     assert "| 1 hidden layer(s), latent size 2, arm article |" in named

@@ -205,6 +205,7 @@ def final_outputs():
         "summary.html",
         "depth_intervals.csv",
         "depth_comparisons.csv",
+        "primary_comparisons.csv",
         "findings.md",
         "figures/answer.png",
         "figures/gap_vs_depth.png",
@@ -233,6 +234,7 @@ _written = [
         for kind in ("weights", "hparams", "history")
     ),
     *of_runs("metrics", GRID.runs),
+    *of_runs("per_image"),
     DATASET,
 ]
 _folders = [path for path in _written if os.path.isdir(path)]

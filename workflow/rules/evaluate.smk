@@ -38,7 +38,8 @@ rule evaluate:
         history=GRID.pattern("history"),
         code=code_of("evaluate_latents.py"),
     output:
-        GRID.pattern("metrics"),
+        metrics=GRID.pattern("metrics"),
+        per_image=GRID.pattern("per_image"),
     log:
         in_study("logs/evaluate/{run}.log"),
     benchmark:
@@ -121,10 +122,12 @@ rule summary_table:
 rule compare_depths:
     input:
         summary=in_study("summary.csv"),
+        per_image=of_runs("per_image"),
         code=code_of("compare_depths.py"),
     output:
         intervals=in_study("depth_intervals.csv"),
         comparisons=in_study("depth_comparisons.csv"),
+        primary=in_study("primary_comparisons.csv"),
         findings=report(
             in_study("findings.md"),
             caption="../report/findings.rst",
@@ -141,6 +144,11 @@ rule compare_depths:
         conditions=GRID.conditions,
         labels=GRID.labels,
         omit=GRID.omitted,
+        models=[run.id for run in GRID.models],
+        question={
+            "metric": config["primary_metric"],
+            "smallest_difference": config["smallest_difference"],
+        },
         dataset=config["dataset"],
         source=config["source"],
     script:

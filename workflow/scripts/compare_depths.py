@@ -1,15 +1,18 @@
 """Snakemake adapter: intervals over seeds, paired depth comparisons and the written findings."""
 
-from aedepth.files import atomic_output, read_table
+from aedepth.files import atomic_output, read_table, reading
 from aedepth.grid import AUTOENCODER, COMPARED, REPLICATE
 from aedepth.jobs import job_log
+from aedepth.latents import read_per_image
 from aedepth.metrics import METRICS
 from aedepth.stats import (
+    Question,
     depth_comparisons,
     depth_intervals,
     findings_markdown,
     headline,
     headline_rst,
+    primary_comparisons,
 )
 
 with job_log(snakemake.log[0]):
@@ -20,12 +23,20 @@ with job_log(snakemake.log[0]):
         ("method", COMPARED, REPLICATE, *conditions),
         numeric=(COMPARED, REPLICATE, *METRICS, "loss_gap"),
     )
+    models = summary[summary["method"] == AUTOENCODER]
+    question = Question(**snakemake.params.question)
+    per_image = {}
+    for run, path in zip(snakemake.params.models, snakemake.input.per_image):
+        with reading(path, "the per-image scores Parquet aedepth wrote"):
+            per_image[run] = read_per_image(path, question.metric)
     intervals = depth_intervals(summary, conditions)
-    comparisons = depth_comparisons(summary[summary["method"] == AUTOENCODER], conditions)
+    comparisons = depth_comparisons(models, conditions)
+    primary = primary_comparisons(models, conditions, question, per_image)
     data = f"{snakemake.params.dataset} (source: {snakemake.params.source})"
     for table, path in (
         (intervals, snakemake.output.intervals),
         (comparisons, snakemake.output.comparisons),
+        (primary, snakemake.output.primary),
     ):
         with atomic_output(path) as tmp:
             table.to_csv(tmp, index=False)
@@ -33,6 +44,7 @@ with job_log(snakemake.log[0]):
         summary,
         intervals,
         comparisons,
+        primary,
         conditions,
         snakemake.params.labels,
         data,
@@ -41,7 +53,7 @@ with job_log(snakemake.log[0]):
         snakemake.params.omit,
     )
     sentences = headline(
-        summary, comparisons, conditions, snakemake.params.labels, snakemake.params.omit
+        summary, primary, conditions, snakemake.params.labels, snakemake.params.omit
     )
     for text, path in (
         (findings, snakemake.output.findings),

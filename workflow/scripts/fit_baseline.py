@@ -24,7 +24,7 @@ with job_log(snakemake.log[0]):
         "source": snakemake.params.source,
     }
     write_latents(snakemake.output.latents, latent_table(splits, metadata))
-    scores = score_embedding(
+    scores, _ = score_embedding(
         *splits["train"], *splits["test"], x_test, x_hat, **snakemake.params.metrics
     )
     write_json(snakemake.output.metrics, snakemake.params.record | {"n_test": len(x_test)} | scores)

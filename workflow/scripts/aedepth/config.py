@@ -28,6 +28,7 @@ from aedepth.data import (
 )
 from aedepth.files import MAX_VALUES, expanded_size
 from aedepth.grid import RESULTS, study_name
+from aedepth.metrics import METRICS
 from aedepth.jobs import ConfigError
 
 DATA_SOURCES = ("download", "sample")
@@ -128,6 +129,11 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
             f"config key 'early_stopping_patience' = {config['early_stopping_patience']} needs a "
             "validation split (early stopping never looks at the test split): set "
             "validation_fraction above 0, e.g. 0.1, or early_stopping_patience: 0"
+        )
+    if config["primary_metric"] not in METRICS:
+        raise ConfigError(
+            f"config key 'primary_metric' = {_shown(config['primary_metric'])} is not a metric: "
+            f"use one of {', '.join(METRICS)}"
         )
     _check_checksum_names(config)
     _reject_braces(config)

@@ -63,6 +63,7 @@ PATHS = {
     "history": "models/{run}/history.csv",
     "latents": "latents/{run}.parquet",
     "metrics": "metrics/{run}.json",
+    "per_image": "per_image/{run}.parquet",
 }
 # Hyperparameters every model takes from the config; an axis of the same name overrides one.
 TRAINING_SETTINGS = (

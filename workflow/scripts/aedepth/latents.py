@@ -3,6 +3,11 @@
 Columns: split (string: "train" | "test"), index (int32, row within its split),
 label (int32, digit 0-9), z0 ... z{k-1} (float32). The file's key-value metadata holds
 "aedepth" -> JSON with depth, seed, widths, latent_dim and data source.
+
+A model's per-image scores (per_image/<run>.parquet): index (int32, row of the test split),
+then one float64 column per metric of aedepth.metrics.PER_IMAGE the run has (kNN accuracy
+1.0 or 0.0, the silhouette, the image's mean per-pixel BCE and MSE); the metric's value in the
+metrics JSON is the column's mean (up to float32 rounding).
 """
 
 from __future__ import annotations
@@ -53,3 +58,24 @@ def read_latents(path: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarr
         mask = split == name
         splits[name] = (latents[mask], labels[mask])
     return splits, metadata
+
+
+def write_per_image(path: str | Path, per_image: dict[str, np.ndarray]) -> None:
+    """Write a run's per-image scores atomically (see the module docstring)."""
+    count = len(next(iter(per_image.values())))
+    columns = {"index": pa.array(np.arange(count, dtype=np.int32))}
+    columns |= {
+        name: pa.array(np.asarray(values, np.float64)) for name, values in per_image.items()
+    }
+    with atomic_output(path) as tmp:
+        pq.write_table(pa.table(columns), tmp)
+
+
+def read_per_image(path: str | Path, metric: str) -> np.ndarray | None:
+    """One metric's per-image values in test-split order; None where the run has no column
+    for it (a metric that is not a mean over images)."""
+    table = pq.read_table(path)
+    if metric not in table.column_names:
+        return None
+    order = np.argsort(table.column("index").to_numpy(), kind="stable")
+    return table.column(metric).to_numpy()[order]

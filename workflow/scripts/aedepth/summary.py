@@ -14,6 +14,9 @@ from aedepth.metrics import METRICS
 LOSS_COLUMNS = ("kept_epoch", "train_loss", "val_loss", "test_loss", "loss_gap")
 # The model's size (hidden widths as "500-300-100", weights and biases); empty for baselines.
 SIZE_COLUMNS = ("params", "widths")
+# The training budget: the most epochs a model could train, and the early-stopping patience
+# (0: none); empty for baselines.
+BUDGET_COLUMNS = ("epochs", "early_stopping_patience")
 # Was the model still learning when training ended? The least-squares slope of the held-out
 # loss (validation loss, or the test loss without a validation split) per epoch over the last
 # SLOPE_EPOCHS epochs, and whether it fell by more than IMPROVING of its last value over them.
@@ -24,7 +27,7 @@ IMPROVING = 0.001
 
 def summary_columns(axes: list[str]) -> list[str]:
     return [
-        "model", "method", *axes, "n_test", *SIZE_COLUMNS, *METRICS, *LOSS_COLUMNS,
+        "model", "method", *axes, "n_test", *SIZE_COLUMNS, *BUDGET_COLUMNS, *METRICS, *LOSS_COLUMNS,
         *CONVERGENCE_COLUMNS,
     ]  # fmt: skip
 
@@ -34,6 +37,10 @@ def size_columns(hparams: dict) -> dict:
         "params": int(hparams["params"]),
         "widths": "-".join(str(w) for w in hparams["widths"]),
     }
+
+
+def budget_columns(hparams: dict) -> dict:
+    return {key: int(hparams[key]) for key in BUDGET_COLUMNS}
 
 
 def convergence(history: pd.DataFrame, epochs: int = SLOPE_EPOCHS) -> dict:
@@ -70,7 +77,7 @@ def summary_table(records: list[dict], axes: list[str], methods: list[str]) -> p
     """Rows by method (in `methods` order), then by `sort_order(axes)`; a baseline's cells of
     the axes it does not use, and its loss cells, are empty."""
     table = pd.DataFrame.from_records(records, columns=summary_columns(axes))
-    for column in (*axes, "kept_epoch", "params"):
+    for column in (*axes, *BUDGET_COLUMNS, "kept_epoch", "params"):
         present = [r[column] for r in records if r.get(column) is not None]
         if all(isinstance(v, numbers.Integral) for v in present):  # not floats for empty cells
             table[column] = table[column].astype("Int64")
