@@ -49,3 +49,18 @@ def test_the_answer_legend_names_only_the_conditions_that_vary():
     assert _legend(answer_figure(intervals, comparisons, CONDITIONS, LABELS)) == [
         "autoencoder: mean, 95 % interval"
     ]
+
+
+def _marks(fig) -> dict[str, list[str]]:
+    """Each panel's title -> the verdict marks drawn between depths."""
+    return {ax.get_title(): [t.get_text() for t in ax.texts if t.get_text() in "▲▼○=?"]
+            for ax in fig.axes}  # fmt: skip
+
+
+def test_the_primary_metric_panel_shows_the_primary_verdict():
+    intervals, comparisons = _tables(["article"])
+    primary = comparisons.assign(verdict="no meaningful difference")
+    fig = answer_figure(intervals, comparisons, CONDITIONS, LABELS, primary=primary)
+    assert _marks(fig) == {"knn_accuracy (primary)\n(higher is better)": ["="]}
+    plain = answer_figure(intervals, comparisons, CONDITIONS, LABELS)
+    assert _marks(plain) == {"knn_accuracy\n(higher is better)": ["▲"]}

@@ -19,6 +19,7 @@ rule plot_answer:
     input:
         intervals=in_study("depth_intervals.csv"),
         comparisons=in_study("depth_comparisons.csv"),
+        primary=in_study("primary_comparisons.csv"),
         code=code_of("plot_answer.py"),
     output:
         answer=report(

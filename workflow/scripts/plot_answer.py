@@ -4,7 +4,7 @@ baselines as reference lines, verdict marks), and the loss gap against depth."""
 from aedepth.files import read_table
 from aedepth.jobs import job_log
 from aedepth.plots import answer_figure, gap_vs_depth, save_figure
-from aedepth.stats import comparison_columns, interval_columns
+from aedepth.stats import comparison_columns, interval_columns, primary_columns
 
 with job_log(snakemake.log[0]):
     conditions, labels = snakemake.params.conditions, snakemake.params.labels
@@ -13,8 +13,11 @@ with job_log(snakemake.log[0]):
     comparisons = read_table(
         snakemake.input.comparisons, comparison_columns(conditions), ("mean_difference", "p_holm")
     )
+    primary = read_table(
+        snakemake.input.primary, primary_columns(conditions), ("mean_difference", "p_holm")
+    )
     save_figure(
-        answer_figure(intervals, comparisons, conditions, labels),
+        answer_figure(intervals, comparisons, conditions, labels, primary=primary),
         snakemake.output.answer,
         snakemake.params.dpi,
     )

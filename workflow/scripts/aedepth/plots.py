@@ -265,7 +265,13 @@ def pick_digits(labels: np.ndarray, count: int) -> np.ndarray:
     return np.array(chosen)
 
 
-_MARKS = {"better": "▲", "worse": "▼", "no clear difference": "○"}
+_MARKS = {
+    "better": "▲",
+    "worse": "▼",
+    "no clear difference": "○",
+    "no meaningful difference": "=",  # the primary question's verdicts (aedepth.stats)
+    "inconclusive": "?",
+}
 
 
 def _interval_table(intervals: pd.DataFrame, conditions: list[str], labels: dict[str, str]):
@@ -278,19 +284,26 @@ def answer_figure(
     conditions: list[str],
     labels: dict[str, str],
     metrics: tuple[str, ...] = HEADLINE_METRICS,
+    primary: pd.DataFrame | None = None,
 ):
-    """The answer at a glance: a panel per headline metric, its mean and 95 % interval over
-    seeds against depth, a line per setting (e.g. per arm), every baseline a labelled
-    horizontal line, and each depth step's Holm-adjusted verdict as a mark between the two
-    depths (▲ better, ▼ worse, ○ no clear difference), in the line's colour."""
+    """The answer at a glance: a panel per headline metric (the primary metric first), its
+    mean and 95 % interval over seeds against depth, a line per setting (e.g. per arm), every
+    baseline a labelled horizontal line, and each depth step's verdict as a mark between the
+    two depths, in the line's colour: on the primary metric's panel the primary question's
+    (▲ better, ▼ worse, = no meaningful difference, ? inconclusive), elsewhere the secondary
+    Holm-adjusted one (▲, ▼, ○ no clear difference)."""
     conditions = _varying(intervals, conditions)
     table = _interval_table(intervals, conditions, labels)
     models = table[table["method"] == AUTOENCODER]
     baselines = table[table["method"] != AUTOENCODER]
-    metrics = [m for m in metrics if m in set(models["metric"])]
+    first = list(dict.fromkeys(primary["metric"])) if primary is not None else []
+    metrics = [m for m in dict.fromkeys([*first, *metrics]) if m in set(models["metric"])]
     settings = list(dict.fromkeys(models["setting"]))
     palette = dict(zip(settings, sns.color_palette("tab10", len(settings))))
-    steps = comparisons.assign(setting=_setting_column(comparisons, conditions, labels))
+    steps = comparisons[~comparisons["metric"].isin(first)]
+    if first:
+        steps = pd.concat([primary[steps.columns.intersection(primary.columns)], steps])
+    steps = steps.assign(setting=_setting_column(steps, conditions, labels))
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         rows = models[models["metric"] == metric]
@@ -326,7 +339,8 @@ def answer_figure(
                 name, (1.0, value), xycoords=("axes fraction", "data"), ha="right",
                 va="bottom", fontsize=8, color="0.25",
             )  # fmt: skip
-        ax.set_title(f"{metric}\n({'higher' if METRICS[metric] else 'lower'} is better)")
+        role = " (primary)" if metric in first else ""
+        ax.set_title(f"{metric}{role}\n({'higher' if METRICS[metric] else 'lower'} is better)")
         ax.set_xlabel("hidden layers")
         ax.set_xticks(sorted(models[COMPARED].dropna().astype(int).unique()))
     handles, names = axes[0][0].get_legend_handles_labels()
@@ -337,7 +351,8 @@ def answer_figure(
     n_seeds = int(models["n_seeds"].min()) if not models.empty else 0
     fig.suptitle(
         f"Does depth help? Means over {n_seeds} seeds with 95 % intervals; between depths the "
-        "Holm-adjusted verdict (▲ better, ▼ worse, ○ no clear difference); dashed: baselines"
+        "Holm-adjusted verdict (▲ better, ▼ worse, ○ no clear difference; primary: "
+        "= no meaningful difference, ? inconclusive); dashed: baselines"
     )
     fig.tight_layout()
     return fig

@@ -772,7 +772,12 @@ def _budget_text(row) -> str:
     if not pd.isna(row.early_stopping_patience) and row.early_stopping_patience > 0:
         text = f"up to {text}, early stopping"
     if row.still_improving:
-        text += f", {row.still_improving} of its {row.n_models} models still improving at the end"
+        share = (
+            f"all {row.n_models}"
+            if row.still_improving == row.n_models
+            else f"{row.still_improving} of its {row.n_models}"
+        )
+        text += f", {share} models still improving at the end"
     return text
 
 
