@@ -241,7 +241,9 @@ def test_the_budget_and_models_still_improving_are_in_the_same_sentence():
     )
     assert "(3 paired seeds, 50 epochs, all 6 models still improving at the end)" in sentence
     some = table.assign(still_improving=table.seed == 0)
-    (sentence,) = headline(some, primary_comparisons(some, CONDITIONS, QUESTION), CONDITIONS, LABELS)
+    (sentence,) = headline(
+        some, primary_comparisons(some, CONDITIONS, QUESTION), CONDITIONS, LABELS
+    )
     assert "(3 paired seeds, 50 epochs, 2 of its 6 models still improving at the end)" in sentence
     stopped = models({1: [0, 1], 2: [0, 1]}, {1: 0.6, 2: 0.7}, patience=10)
     (sentence,) = headline(

@@ -20,12 +20,20 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from layouts import COMPARISON_LAYOUT, HISTORY_LAYOUT, INTERVAL_LAYOUT, LOSS_COLUMNS, SUMMARY_LAYOUT
+from layouts import (
+    COMPARISON_LAYOUT,
+    HISTORY_LAYOUT,
+    INTERVAL_LAYOUT,
+    LOSS_COLUMNS,
+    PER_IMAGE_LAYOUT,
+    PRIMARY_LAYOUT,
+    SUMMARY_LAYOUT,
+)
 from conftest import copy_workflow, jobs_in, snakemake
 from idx_server import closed_port_url, serve_folder, write_fake_mnist
 
 from aedepth.metrics import METRICS
-from aedepth.stats import VERDICTS
+from aedepth.stats import PRIMARY_VERDICTS, VERDICTS
 
 pytestmark = pytest.mark.workflow
 
@@ -204,7 +212,27 @@ def test_intervals_comparisons_and_findings(study):
     ]
     assert set(comparisons["verdict"]) <= set(VERDICTS)
     findings = (workdir / "results/mnist-sample/findings.md").read_text()
-    assert "2 seeds per depth" in findings
+    assert "Seeds trained: 2 (0, 1)" in findings
+    assert "of 9" not in findings  # no counts of metrics
+    primary = pd.read_csv(workdir / "results/mnist-sample/primary_comparisons.csv")
+    assert list(primary.columns) == PRIMARY_LAYOUT
+    assert set(primary["verdict"]) <= set(PRIMARY_VERDICTS)
+    assert (primary["n_pairs"] == len(SEEDS)).all() and (primary["n_images"] == 1000).all()
+    # the headline's first sentence per step: the primary metric, its difference and
+    # interval (over seeds and test images), the pairs and the budget
+    headline = [line for line in findings.splitlines() if line.startswith("- **")]
+    for row, sentence in zip(primary.itertuples(), headline):
+        assert sentence.startswith(
+            f"- **{row.previous_depth} → {row.depth} hidden layers: knn_accuracy "
+            f"{row.mean_difference:+.4g} [{row.ci_low:.4g}, {row.ci_high:.4g}] "
+            f"({len(SEEDS)} paired seeds, {EPOCHS} epochs"
+        ), sentence
+    per_image = pq.read_table(workdir / "results/mnist-sample/per_image/depth1_dim2_seed0.parquet")
+    assert per_image.column_names == PER_IMAGE_LAYOUT and per_image.num_rows == 1000
+    summary_knn = pd.read_csv(workdir / "results/mnist-sample/summary.csv").set_index("model")
+    assert per_image.column("knn_accuracy").to_numpy().mean() == pytest.approx(
+        summary_knn.loc["depth1_dim2_seed0", "knn_accuracy"], abs=1e-12
+    )
     assert "Baselines: pca, random_projection." in findings
     assert "| baseline pca, latent size 2 |" in findings
     assert "| baseline random_projection, latent size 2 |" in findings
