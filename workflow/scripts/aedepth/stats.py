@@ -102,13 +102,14 @@ def interval_columns(conditions: list[str]) -> list[str]:
     ]
 
 
+def _step_columns(conditions: list[str]) -> list[str]:
+    """The columns that name a depth step's row: its setting, the two depths, the metric."""
+    return [*conditions, COMPARED, f"previous_{COMPARED}", "metric", "higher_is_better"]
+
+
 def comparison_columns(conditions: list[str]) -> list[str]:
     return [
-        *conditions,
-        COMPARED,
-        f"previous_{COMPARED}",
-        "metric",
-        "higher_is_better",
+        *_step_columns(conditions),
         "n_pairs",
         "mean_difference",
         "ci_low",
@@ -124,11 +125,7 @@ def comparison_columns(conditions: list[str]) -> list[str]:
 
 def primary_columns(conditions: list[str]) -> list[str]:
     return [
-        *conditions,
-        COMPARED,
-        f"previous_{COMPARED}",
-        "metric",
-        "higher_is_better",
+        *_step_columns(conditions),
         "smallest_difference",
         "n_pairs",
         "n_seeds",
@@ -1091,19 +1088,22 @@ def _levels_table(study: _Study) -> list[str]:
     return lines
 
 
+def _table_head(study: _Study, title: str, columns: list[str]) -> list[str]:
+    """A table's title, then its header: the condition columns, then `columns`."""
+    cells = [*(study.labels.get(c, c) for c in study.conditions), *columns]
+    return ["", title, "", "| " + " | ".join(cells) + " |", "|" + " --- |" * len(cells)]
+
+
 def _primary_table(study: _Study) -> list[str]:
     """The primary question per step: both tests, the noise parts and the seeds to decide."""
     conditions = study.conditions
-    head = " | ".join(study.labels.get(c, c) for c in conditions)
-    lines = [
-        "",
+    lines = _table_head(
+        study,
         "## Primary question in detail",
-        "",
-        f"| {head + ' | ' if head else ''}depths | pairs | mean difference | 95 % interval "
-        "| Holm p (difference) | Holm p (equivalence) | verdict | seed part of the variance "
-        "| image part | seeds to show the smallest difference | seeds to show none |",
-        "|" + " --- |" * (len(conditions) + 11),
-    ]
+        ["depths", "pairs", "mean difference", "95 % interval", "Holm p (difference)",
+         "Holm p (equivalence)", "verdict", "seed part of the variance", "image part",
+         "seeds to show the smallest difference", "seeds to show none"],
+    )  # fmt: skip
     for row in study.primary.itertuples():
         values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
         interval = (
@@ -1128,15 +1128,12 @@ def _primary_table(study: _Study) -> list[str]:
 def _differences_table(study: _Study) -> list[str]:
     """Every paired comparison over seeds: difference, interval, Holm p, verdict, d_z."""
     conditions = study.conditions
-    head = " | ".join(study.labels.get(c, c) for c in conditions)
-    lines = [
-        "",
+    lines = _table_head(
+        study,
         "## Paired differences over seeds (deeper minus shallower)",
-        "",
-        f"| {head + ' | ' if head else ''}depths | metric | better if | mean difference "
-        "| 95 % interval | Holm p | verdict | d_z [95 %] |",
-        "|" + " --- |" * (len(conditions) + 8),
-    ]
+        ["depths", "metric", "better if", "mean difference", "95 % interval", "Holm p",
+         "verdict", "d_z [95 %]"],
+    )  # fmt: skip
     for row in study.comparisons.itertuples():
         interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
         values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
