@@ -288,3 +288,18 @@ def test_seeds_are_planned_at_the_strictest_holm_level_from_the_smallest_differe
     assert row.seeds_to_detect == seeds_to_detect(0.01, sd, 0.0, alpha=0.05)
     assert (rows.seeds_to_detect == seeds_to_detect(0.01, sd, 0.0, alpha=0.025)).all()
     assert (rows.seeds_for_equivalence == seeds_for_equivalence(0.01, sd, 0.0, alpha=0.025)).all()
+
+
+def test_a_primary_metric_that_is_no_mean_over_images_is_conditional_on_the_test_set():
+    table = models({1: [0, 1, 2], 2: [0, 1, 2]}, {1: 0.6, 2: 0.7})
+    table["trustworthiness"] = 0.9 + 0.01 * table.depth + 0.001 * table.seed
+    question = Question("trustworthiness", 0.005)
+    no_column = dict.fromkeys(table.model)  # read_per_image: None, the file has no such column
+    primary = primary_comparisons(table, CONDITIONS, question, no_column)
+    assert primary.iloc[0].n_images == 0 and primary.iloc[0].image_variance == 0
+    text = findings_markdown(
+        table, depth_intervals(table, CONDITIONS), depth_comparisons(table, CONDITIONS), primary,
+        CONDITIONS, LABELS, "sample",
+    )  # fmt: skip
+    assert "Intervals are 95 % over seeds only: conditional on this test set." in text
+    assert "1 → 2 hidden layers: trustworthiness +0.01" in text
