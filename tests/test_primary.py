@@ -195,6 +195,19 @@ def test_a_missing_seed_is_named_in_the_headline():
     assert "5 seeds per depth" not in text and "Seeds trained: 5 (0, 1, 2, 3, 4)" in text
 
 
+def test_one_or_no_pair_with_per_image_values_gives_no_interval():
+    rng = np.random.default_rng(2)
+    for seeds, pairs in (({1: [0, 1, 2], 2: [0, 3, 4]}, 1), ({1: [0, 1], 2: [2, 3]}, 0)):
+        table = models(seeds, {1: 0.6, 2: 0.62})
+        per_image = {m: rng.random(50) for m in table.model}
+        row = primary_comparisons(table, CONDITIONS, QUESTION, per_image).iloc[0]
+        assert row.n_pairs == pairs and math.isnan(row.ci_low) and row.df == pairs - 1
+        (sentence,) = headline(table, primary_comparisons(table, CONDITIONS, QUESTION, per_image),
+                               CONDITIONS, LABELS)  # fmt: skip
+        assert f"(only {pairs} paired seed" in sentence and ", 50 epochs)" in sentence
+    assert sentence.startswith("1 → 2 hidden layers: knn_accuracy: no seed trained at both depths")
+
+
 def test_duplicate_runs_are_refused_in_one_line():
     table = models({1: [0, 1], 2: [0, 1]}, {1: 0.6, 2: 0.7})
     twice = pd.concat([table, table.iloc[[2]]], ignore_index=True)

@@ -353,7 +353,7 @@ class PairedEstimate:
         """Satterthwaite's degrees of freedom of the two parts (n_pairs - 1 for seeds alone),
         with the seeds' part at its DF_UPPER_CONFIDENCE upper limit."""
         total = self.seed_variance + self.image_variance
-        if self.n_images < 2 or self.image_variance == 0 or total == 0:
+        if self.n_pairs < 2 or self.n_images < 2 or self.image_variance == 0 or total == 0:
             return float(self.n_pairs - 1)
         seed_df = self.n_pairs - 1
         seeds = self.seed_variance * seed_df / stats.chi2.ppf(1 - DF_UPPER_CONFIDENCE, seed_df)
@@ -395,17 +395,13 @@ def paired_estimate(
     x = np.asarray(differences, dtype=float)
     per_seed = x.mean(axis=1) if x.ndim == 2 else x
     n = len(per_seed)
-    seeds = float(per_seed.var(ddof=1) / n) if n >= 2 else math.nan
-    if _constant(per_seed):
-        seeds = 0.0
-    images = image_variance(x, samples, seed) if x.ndim == 2 and n >= 1 else 0.0
+    if n == 0:  # no seed trained at both depths
+        return PairedEstimate(math.nan, 0, 0, math.nan, 0.0)
+    seeds = math.nan if n < 2 else 0.0 if _no_spread(per_seed) else float(per_seed.var(ddof=1) / n)
+    images = image_variance(x, samples, seed) if x.ndim == 2 else 0.0
     return PairedEstimate(
         float(per_seed.mean()), n, x.shape[1] if x.ndim == 2 else 0, seeds, images
     )
-
-
-def _constant(d: np.ndarray) -> bool:
-    return len(d) >= 2 and _no_spread(d)
 
 
 def _groups(table: pd.DataFrame, keys: list[str]):
@@ -550,7 +546,7 @@ def primary_comparisons(
                 "sd_upper": sd_upper_limit(
                     [new.loc[s, metric] - old.loc[s, metric] for s in shared]
                 ),
-                **_budget(compared),
+                **_budget(pd.concat([old, new]), compared),
             }
         )
     table = pd.DataFrame(rows)
@@ -571,11 +567,12 @@ def _primary_differences(old, new, shared, metric, per_image) -> np.ndarray:
     return np.array([new.loc[s, metric] - old.loc[s, metric] for s in shared], dtype=float)
 
 
-def _budget(compared: pd.DataFrame) -> dict:
-    """The training budget of the compared models and how many were still improving."""
+def _budget(setting: pd.DataFrame, compared: pd.DataFrame) -> dict:
+    """The training budget of the setting's models at both depths, and how many of the
+    compared ones were still improving."""
 
     def first(column):
-        values = compared[column].dropna() if column in compared else pd.Series(dtype=float)
+        values = setting[column].dropna() if column in setting else pd.Series(dtype=float)
         return int(values.iloc[0]) if len(values) else math.nan
 
     improving = (
@@ -747,7 +744,9 @@ def _number(value: float) -> str:
 
 def _primary_answer(row) -> str:
     """e.g. "knn_accuracy +0.127 [0.123, 0.130] (3 paired seeds, 50 epochs): better." """
-    if math.isnan(row.ci_low):
+    if row.n_pairs == 0:
+        measured = f"{row.metric}: no seed trained at both depths"
+    elif math.isnan(row.ci_low):
         measured = f"{row.metric} {row.mean_difference:+.4g}, no interval"
     else:
         measured = (
