@@ -37,7 +37,8 @@ import yaml
 from aedepth.cpus import busy_cpu_seconds, cpu_model
 from aedepth.data import DataError, arrays_from_idx, load_dataset, read_idx_folder
 from aedepth.efficiency import fp32_peak
-from aedepth.model import IMAGE_PIXELS, Autoencoder
+from aedepth.grid import MNIST_PIXELS
+from aedepth.model import Autoencoder
 from aedepth.train import flush_subnormals, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def matmul_floor(
     loss, Adam) and the test-loss pass."""
     from aedepth.speed import layer_precision, matmul_route
 
-    sizes = [IMAGE_PIXELS, *widths, latent_dim, *reversed(widths), IMAGE_PIXELS]
+    sizes = [MNIST_PIXELS, *widths, latent_dim, *reversed(widths), MNIST_PIXELS]
     layers = list(zip(sizes, sizes[1:]))
     x = {n: torch.rand(batch_size, n) for n in set(sizes)}
     weights = [torch.rand(n_out, n_in) - 0.5 for n_in, n_out in layers]

@@ -186,13 +186,15 @@ BAD_CONFIGS = {
     ),
     "source missing folder": (
         {"source": "/no/such/folder"},
-        "config key 'source' = '/no/such/folder' is neither 'download', 'sample' nor an "
-        "existing folder: give a folder that holds the four IDX files",
+        "config key 'source' = '/no/such/folder' is neither 'download', 'sample', an existing "
+        "folder nor an .npz file: give a folder with the four IDX files, an image folder "
+        "(train/<class>/, test/<class>/) or an .npz",
     ),
     "source empty": (
         {"source": ""},
         "config key 'source' = '' is invalid ('' should be non-empty): use 'download', 'sample', "
-        "or the path of an existing folder holding the four IDX files",
+        "or the path of a folder holding the four IDX files, of an image folder "
+        "(train/<class>/, test/<class>/) or of an .npz",
     ),
     "mirror ftp": (
         {"mirrors": ["ftp://example.org/mnist/"]},
@@ -271,7 +273,7 @@ TOO_LARGE_FOR_THE_DATA = {
     ),
     "latent size of the whole image": (
         {"latent_dims": [2, 784]},
-        "config key 'latent_dims[1]' = 784 is not smaller than the 784 pixels of an image: "
+        "config key 'latent_dims[1]' = 784 is not smaller than the 784 pixel values of an image: "
         "use at most 783",
     ),
     "seed 2**64": (
@@ -439,7 +441,7 @@ def test_source_folder_without_idx_files(tmp_path):
 def test_source_a_file_not_a_folder(tmp_path):
     path = tmp_path / "mnist.gz"
     path.write_bytes(b"")
-    assert "is neither 'download', 'sample' nor an existing folder" in error_of(
+    assert "is neither 'download', 'sample', an existing folder nor an .npz file" in error_of(
         config_with(source=str(path))
     )
 

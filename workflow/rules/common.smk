@@ -23,6 +23,7 @@ from aedepth.config import (
     data_folder,
     data_settings,
     idx_paths,
+    image_shape,
     load_schema,
     validate_config,
 )
@@ -36,6 +37,8 @@ from aedepth.grid import (
 )
 from aedepth.cpus import training_priority, training_reservation, usable_cpus
 from aedepth.gpus import visible_gpus
+from aedepth.sources import IDX, source_kind
+from aedepth.sources import source_files as source_paths
 from aedepth.imports import package_modules
 from aedepth.studies import NO_STUDY, SNAPSHOT, find_studies, study_digest
 
@@ -46,7 +49,9 @@ try:
     validate_config(
         config, load_schema(SCRIPTS.parent / "schemas" / "config.schema.yaml")
     )
-    GRID = build_grid(config, BASELINES)
+    # the images' (height, width, channels): the models' input size
+    IMAGE_SHAPE = image_shape(config)
+    GRID = build_grid(config, BASELINES, IMAGE_SHAPE)
 except ConfigError as error:
     # One line and exit 1: a WorkflowError would wrap it in file/line noise.
     print(f"aedepth: {error}", file=sys.stderr)
@@ -131,6 +136,8 @@ def source_files(wildcards):
         # ancient: a verified re-download (say, after `mirrors` changed) holds the same bytes,
         # so its new mtime must not rerun the study; changed checksums rerun via params.
         return [ancient(in_data(f"idx/{name}")) for name in IDX_NAMES]
+    if source_kind(config["source"]) != IDX:  # an image folder's images, or the .npz
+        return [str(path) for path in source_paths(config["source"])]
     return [str(path) for path in idx_paths(config["source"], IDX_NAMES)]
 
 

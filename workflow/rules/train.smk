@@ -20,7 +20,10 @@ rule train:
         in_study("benchmarks/train/{run}.tsv")
     wildcard_constraints:
         run=one_of(run.id for run in GRID.trained),
-    priority: lambda wildcards: training_priority(training_hparams(run_of(wildcards), config))
+    priority:
+        lambda wildcards: training_priority(
+            training_hparams(run_of(wildcards), config, IMAGE_SHAPE)
+        )
     conda:
         ENV
     threads: training_cores()
@@ -29,7 +32,9 @@ rule train:
         runtime=60,
         gpu=training_gpu(),
     params:
-        hparams=lambda wildcards: training_hparams(run_of(wildcards), config),
+        hparams=lambda wildcards: training_hparams(
+            run_of(wildcards), config, IMAGE_SHAPE
+        ),
         device=config["device"],
         # declared settings that can change the bits (see aedepth.hardware): never --cores
         threads=config["training_threads"],
@@ -58,7 +63,9 @@ rule copy_training:
     conda:
         ENV
     params:
-        hparams=lambda wildcards: training_hparams(run_of(wildcards), config),
+        hparams=lambda wildcards: training_hparams(
+            run_of(wildcards), config, IMAGE_SHAPE
+        ),
         trained_as=lambda wildcards: trained_by(wildcards).id,
     script:
         "../scripts/copy_training.py"

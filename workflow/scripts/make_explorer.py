@@ -1,6 +1,6 @@
 """Snakemake adapter: the latent explorer page of the study (every model and baseline)."""
 
-from aedepth.data import load_dataset
+from aedepth.data import image_shape, load_dataset
 from aedepth.explorer import explorer_page, run_view, stratified_subsample, write_page
 from aedepth.files import read_json, reading
 from aedepth.grid import AUTOENCODER
@@ -39,5 +39,6 @@ with job_log(snakemake.log[0]):
         snakemake.params.classes,
         snakemake.params.labels,
         title=f"Latent explorer: {snakemake.params.dataset}",
+        shape=image_shape(data["x_test"]),
     )
     write_page(snakemake.output[0], page)

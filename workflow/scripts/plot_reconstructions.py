@@ -1,7 +1,7 @@
 """Snakemake adapter: the same test images, original and reconstructed by each setting's model
 (its median-kNN seed). Used per group and for the combined figure (a row per setting)."""
 
-from aedepth.data import load_dataset
+from aedepth.data import image_shape, load_dataset
 from aedepth.files import read_json
 from aedepth.jobs import job_log
 from aedepth.model import load_model, reconstruct_images
@@ -28,4 +28,5 @@ with job_log(snakemake.log[0]):
     title = snakemake.params.title
     if len(rows) == 2:  # a single setting: say which in the title
         title += f", {setting_label(records[0], axes, labels, snakemake.params.omit)}"
-    save_figure(digit_grid(rows, title), snakemake.output[0], snakemake.params.dpi)
+    figure = digit_grid(rows, title, image_shape(data["x_test"]))
+    save_figure(figure, snakemake.output[0], snakemake.params.dpi)

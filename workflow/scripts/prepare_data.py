@@ -4,14 +4,23 @@ from pathlib import Path
 
 from aedepth.data import arrays_from_idx, load_sample, md5_owners, read_idx_folder, save_dataset
 from aedepth.jobs import job_log
+from aedepth.sources import DOWNLOAD, IDX, SAMPLE, load_source, source_kind
 
 with job_log(snakemake.log[0]):
-    if snakemake.params.source == "sample":
+    source = snakemake.params.source
+    kind = source_kind(source)
+    if kind == SAMPLE:
         arrays = load_sample(test_fraction=snakemake.params.sample_test_fraction)
-    else:
+    elif kind in (DOWNLOAD, IDX):
         folder = Path(snakemake.input.idx[0]).parent
         # the other datasets' checksums only name a mislabelled file: read from the config,
         # not params, so that adding a dataset reruns nothing
         owners = md5_owners(snakemake.config["datasets"], snakemake.config["dataset"])
         arrays = arrays_from_idx(read_idx_folder(folder, snakemake.params.checksums, owners))
-    save_dataset(snakemake.output[0], arrays)
+    if kind in (SAMPLE, DOWNLOAD, IDX):
+        save_dataset(snakemake.output[0], arrays)
+    else:
+        # `classes` from the config, not params: they name the classes and never change the
+        # arrays (load_source checks the labels against them), so renaming one reruns nothing
+        arrays = load_source(source, snakemake.config["classes"])
+        save_dataset(snakemake.output[0], arrays, classes=None)

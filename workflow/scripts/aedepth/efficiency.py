@@ -15,12 +15,14 @@ import json
 import time
 from pathlib import Path
 
-from aedepth.grid import parameter_count
+from aedepth.grid import MNIST_PIXELS, input_size, parameter_count
 
 
-def training_flop(widths: list[int], latent_dim: int, images: int, epochs: int) -> float:
+def training_flop(
+    widths: list[int], latent_dim: int, images: int, epochs: int, input_dim: int = MNIST_PIXELS
+) -> float:
     """Training FLOPs: 6 x parameters x images x epochs."""
-    return 6.0 * parameter_count(widths, latent_dim) * images * epochs
+    return 6.0 * parameter_count(widths, latent_dim, input_dim) * images * epochs
 
 
 def fp32_peak(threads: int, size: int = 2048, repeats: int = 8) -> dict[str, float]:
@@ -100,7 +102,9 @@ def study_line(
         except (OSError, ValueError):
             continue
         fitted = round(training_images * (1 - hparams.get("validation_fraction", 0)))
-        flop += training_flop(hparams["widths"], hparams["latent_dim"], fitted, epochs)
+        flop += training_flop(
+            hparams["widths"], hparams["latent_dim"], fitted, epochs, input_size(hparams)
+        )
     train_jobs = [job for job in jobs if job[0].parent.name == "train"]
     train_seconds = max(s + d for _, s, d in train_jobs) - min(s for _, s, _ in train_jobs)
     wall = max(start + seconds for _, start, seconds in jobs) - min(s for _, s, _ in jobs)

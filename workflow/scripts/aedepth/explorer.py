@@ -9,6 +9,7 @@ reconstructions travel as small PNG data URIs: opening the page fetches nothing.
 from __future__ import annotations
 
 import base64
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -29,41 +30,46 @@ from bokeh.models import (
     Select,
     WheelZoomTool,
 )
-from bokeh.palettes import Category10_10
+from bokeh.palettes import Category10_10, Category20_20, turbo
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from aedepth.files import atomic_output
-from aedepth.grid import REPLICATE, REQUIRED_AXES, setting_label
+from aedepth.grid import MNIST_SHAPE, REPLICATE, REQUIRED_AXES, setting_label
 from aedepth.plots import project_2d
 
 SUBSAMPLE_SEED = 0  # the draw is part of the page's definition: every build shows the same images
-THUMBNAIL_PIXELS = 56  # tooltip size of a 28x28 image: each pixel drawn 2x2, unsmoothed
-GREY_LEVELS = 16  # 4 bits a pixel
+# Tooltip size of a thumbnail's longer side: a small image's pixels are drawn as whole
+# squares, unsmoothed (a 28x28 image's 2x2); a larger image at its own size.
+THUMBNAIL_PIXELS = 56
+GREY_LEVELS = 16  # 4 bits a pixel (a colour image: 16 levels a channel)
 NO_DECODER = "a baseline has no decoder: no reconstruction"
 
 
-def _thumbnail(column: str, caption: str) -> str:
+def _thumbnail(column: str, caption: str, shape: tuple[int, int, int]) -> str:
     """Tooltip HTML of the image in `column` (a data URI) above its caption."""
+    scale = max(1, round(THUMBNAIL_PIXELS / max(shape[:2])))
     return (
-        f'<figure style="margin:0;max-width:120px"><img src="@{{{column}}}" '
-        f'width="{THUMBNAIL_PIXELS}" height="{THUMBNAIL_PIXELS}" '
+        f'<figure style="margin:0;max-width:{max(120, scale * shape[1])}px"><img src="@{{{column}}}" '
+        f'width="{scale * shape[1]}" height="{scale * shape[0]}" '
         f'style="image-rendering:pixelated;border:1px solid #bbb"><figcaption>{caption}'
         "</figcaption></figure>"
     )
 
 
-# The hover tooltip: the image and its reconstruction (a baseline's is an empty square).
-TOOLTIP = (
-    '<div><b>@label</b> (test image @index)</div><div style="display:flex;gap:6px">'
-    f"{_thumbnail('image', 'image')}{_thumbnail('reconstruction', '@caption')}</div>"
-)
+def tooltip(shape: tuple[int, int, int] = MNIST_SHAPE) -> str:
+    """The hover tooltip: the image and its reconstruction (a baseline's is an empty square)."""
+    return (
+        '<div><b>@label</b> (test image @index)</div><div style="display:flex;gap:6px">'
+        f"{_thumbnail('image', 'image', shape)}"
+        f"{_thumbnail('reconstruction', '@caption', shape)}</div>"
+    )
 
 
 @dataclass(frozen=True)
 class View:
     """One run as the explorer shows it: its subsampled test points in 2-D and their
-    reconstructions (intensities in [0, 1], one row of 784 per point; None for a baseline)."""
+    reconstructions (intensities in [0, 1], one flattened image per point; None for a baseline)."""
 
     method: str
     values: dict[str, str]  # axis name -> value as text; only the axes the run has
@@ -99,18 +105,27 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def thumbnail_uri(intensities: np.ndarray) -> str:
-    """A 28x28 image (intensities in [0, 1], any shape of 784) as a PNG data URI, drawn dark on
-    light like the PNG figures (gray_r), in GREY_LEVELS levels.
+def thumbnail_uri(intensities: np.ndarray, shape: tuple[int, int, int] = MNIST_SHAPE) -> str:
+    """An image (intensities in [0, 1], any layout of the values of (height, width, channels)
+    `shape`) as a PNG data URI in GREY_LEVELS levels: grey drawn dark on light like the PNG
+    figures (gray_r), 3 channels in their colours.
 
-    Written by hand as a 4-bit greyscale PNG: it needs no palette, so a reconstruction takes
-    ~260 bytes instead of the ~310 of Pillow's 4-bit palette PNG (~530 at 8 bits), which
-    keeps the default study's page at about 5.6 MB."""
+    Written by hand: a grey image as a 4-bit greyscale PNG, which needs no palette, so a 28x28
+    reconstruction takes ~260 bytes instead of the ~310 of Pillow's 4-bit palette PNG (~530
+    at 8 bits), which keeps the default study's page at about 5.6 MB. A colour image as an
+    8-bit RGB PNG (PNG has no 4-bit RGB) of 16 levels a channel, which compresses as well."""
+    height, width, channels = shape
     levels = np.round(np.clip(intensities, 0, 1) * (GREY_LEVELS - 1)).astype(np.uint8)
-    grey = (GREY_LEVELS - 1 - levels).reshape(28, 28)  # 0 is black in a greyscale PNG
-    packed = (grey[:, 0::2] << 4) | grey[:, 1::2]  # two pixels a byte
-    scanlines = b"".join(b"\0" + row.tobytes() for row in packed)  # filter type 0: none
-    header = struct.pack(">IIBBBBB", 28, 28, 4, 0, 0, 0, 0)  # 4 bits, greyscale
+    if channels == 1:
+        grey = (GREY_LEVELS - 1 - levels).reshape(height, width)  # 0 is black in a greyscale PNG
+        if width % 2:  # two pixels a byte: pad the odd column (outside the declared width)
+            grey = np.pad(grey, ((0, 0), (0, 1)))
+        rows = (grey[:, 0::2] << 4) | grey[:, 1::2]
+        header = struct.pack(">IIBBBBB", width, height, 4, 0, 0, 0, 0)  # 4 bits, greyscale
+    else:
+        rows = (levels * 17).reshape(height, width * 3)  # 16 levels spread over 0..255
+        header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB
+    scanlines = b"".join(b"\0" + row.tobytes() for row in rows)  # filter type 0: none
     png = (
         b"\x89PNG\r\n\x1a\n"
         + _png_chunk(b"IHDR", header)
@@ -152,13 +167,14 @@ def run_view(
     )
 
 
-def _view_source(view: View) -> ColumnDataSource:
+def _view_source(view: View, shape: tuple[int, int, int]) -> ColumnDataSource:
     """The columns a view swaps in: its points, reconstructions and their caption."""
     if view.reconstructions is None:
-        blank = thumbnail_uri(np.zeros(28 * 28))
+        blank = thumbnail_uri(np.zeros(math.prod(shape)), shape)
         thumbnails, caption = [blank] * len(view.points), NO_DECODER
     else:
-        thumbnails, caption = [thumbnail_uri(r) for r in view.reconstructions], "reconstruction"
+        thumbnails = [thumbnail_uri(r, shape) for r in view.reconstructions]
+        caption = "reconstruction"
     return ColumnDataSource(
         {
             "x": view.points[:, 0],
@@ -226,7 +242,12 @@ counts_div.text = `<b>Selection: ${total} points</b><table class="aedepth-counts
 """
 
 
-def page_note(shown: int, total: int, seed: int = SUBSAMPLE_SEED) -> str:
+def page_note(
+    shown: int,
+    total: int,
+    seed: int = SUBSAMPLE_SEED,
+    shape: tuple[int, int, int] = MNIST_SHAPE,
+) -> str:
     """What the page shows and how its points were drawn (HTML, at the top of the page)."""
     sample = (
         f"all {total} test images"
@@ -238,8 +259,10 @@ def page_note(shown: int, total: int, seed: int = SUBSAMPLE_SEED) -> str:
     return (
         f"<p>Each point is one test image in the latent space of the chosen run: {sample}. "
         "Every run shows the same images, so a selection follows its points when you switch "
-        "runs. Hover a point to see the image and the run's reconstruction of it (28x28 PNG "
-        f"thumbnails in {GREY_LEVELS} grey levels, embedded in the page); select points with "
+        "runs. Hover a point to see the image and the run's reconstruction of it "
+        f"({shape[1]}x{shape[0]} PNG thumbnails in {GREY_LEVELS} "
+        f"{'grey levels' if shape[2] == 1 else 'levels a colour channel'}, embedded in the "
+        "page); select points with "
         "the box or lasso tool to count them by class. Codes wider than 2 are drawn by their "
         "first two principal components, as in the PNG figures. A baseline (e.g. PCA) has no "
         "decoder, so no reconstruction.</p>"
@@ -254,13 +277,15 @@ def explorer_page(
     class_names: list[str],
     axis_labels: dict[str, str],
     title: str,
+    shape: tuple[int, int, int] = MNIST_SHAPE,
 ) -> str:
     """The HTML page. `subsample` holds the test indices shown, `images` their originals
-    (intensities in [0, 1], one row per point) and `labels` their classes, shared by every
-    view; `labels` has the length of the whole test set (for the page's note)."""
+    (intensities in [0, 1], one row per point, of (height, width, channels) `shape`) and
+    `labels` their classes, shared by every view; `labels` has the length of the whole test
+    set (for the page's note)."""
     names = [class_names[int(label)] for label in labels[subsample]]
     first = views[0]
-    view_sources = [_view_source(view) for view in views]
+    view_sources = [_view_source(view, shape) for view in views]
     source = ColumnDataSource(
         name="shown",
         data={
@@ -268,7 +293,7 @@ def explorer_page(
             "y": first.points[:, 1],
             "label": names,
             "index": subsample,
-            "image": [thumbnail_uri(image) for image in images],
+            "image": [thumbnail_uri(image, shape) for image in images],
             # filled in by `switch` when the page has loaded: one copy of each view's thumbnails
             "reconstruction": [""] * len(subsample),
             "caption": [""] * len(subsample),
@@ -284,7 +309,7 @@ def explorer_page(
         y_axis_label=first.axis_names[1],
     )
     classes = [name for name in class_names if name in set(names)]
-    colours = CategoricalColorMapper(factors=classes, palette=Category10_10[: len(classes)])
+    colours = CategoricalColorMapper(factors=classes, palette=class_palette(len(classes)))
     scatter = plot.scatter(
         "x",
         "y",
@@ -297,7 +322,7 @@ def explorer_page(
     plot.legend.title = "class"
     plot.add_layout(plot.legend[0], "right")
     plot.add_tools(
-        HoverTool(renderers=[scatter], tooltips=TOOLTIP),
+        HoverTool(renderers=[scatter], tooltips=tooltip(shape)),
         box_select := BoxSelectTool(renderers=[scatter]),
         LassoSelectTool(renderers=[scatter]),
     )
@@ -351,7 +376,9 @@ def explorer_page(
         ),
     )
     layout = column(
-        Div(text=f"<h2>{title}</h2>{page_note(len(subsample), len(labels))}", width=960),
+        Div(
+            text=f"<h2>{title}</h2>{page_note(len(subsample), len(labels), shape=shape)}", width=960
+        ),
         row(method_select, *selects.values()),
         status,
         row(plot, counts_div),
@@ -360,6 +387,13 @@ def explorer_page(
     document.add_root(layout)
     document.js_on_event("document_ready", switch)
     return file_html(document, resources=INLINE, title=title)
+
+
+def class_palette(classes: int) -> list[str]:
+    """A colour per class: Category10's, Category20's past 10 classes, turbo's past 20."""
+    if classes <= 10:
+        return list(Category10_10[:classes])
+    return list(Category20_20[:classes]) if classes <= 20 else list(turbo(classes))
 
 
 def write_page(path: str | Path, html: str) -> None:

@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from aedepth.jobs import ConfigError
+
+# The (height, width, channels) of the IDX files' and the sample's images, and a model's input
+# size on them. Other sources' shapes are read at parse time (aedepth.sources.source_shape) and
+# handed in: this module never reads data, so its users' jobs do not depend on that code.
+MNIST_SHAPE = (28, 28, 1)
+MNIST_PIXELS = math.prod(MNIST_SHAPE)
 
 AUTOENCODER = "autoencoder"
 # The metrics a study's headline shows: the findings' levels, the answer figure and the
@@ -287,11 +294,16 @@ def read_axes(config: dict[str, Any]) -> tuple[Axis, ...]:
     return axes
 
 
-def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
+def build_grid(
+    config: dict[str, Any],
+    baselines: dict[str, Any],
+    image_shape: tuple[int, int, int] = MNIST_SHAPE,
+) -> Grid:
     """Every run of the study: one model per combination of the axes' values, in grid order,
     then for each baseline in `config["baselines"]` one run per combination of its axes.
 
-    `baselines` is the registry (name -> object with a `seeded` attribute).
+    `baselines` is the registry (name -> object with a `seeded` attribute); `image_shape` the
+    data's (height, width, channels).
     """
     axes = read_axes(config)
     root = study_root(config)
@@ -319,7 +331,7 @@ def build_grid(config: dict[str, Any], baselines: dict[str, Any]) -> Grid:
     trained_as = {}
     for run in runs:
         if run.is_model:
-            hparams = _checked_training_hparams(run, config)
+            hparams = _checked_training_hparams(run, config, image_shape)
             training = {k: v for k, v in hparams.items() if k not in NAMING_AXES}
             trained_as[run.id] = first_of.setdefault(json.dumps(training, sort_keys=True), run.id)
     return Grid(
@@ -369,7 +381,7 @@ def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:
     return list(hidden_sizes[:depth])
 
 
-def parameter_count(widths: list[int], latent_dim: int, input_dim: int = 784) -> int:
+def parameter_count(widths: list[int], latent_dim: int, input_dim: int = MNIST_PIXELS) -> int:
     """Weights and biases of the autoencoder's Linear layers: encoder input -> widths ->
     latent, decoder latent -> reversed widths -> input (aedepth.model.Autoencoder)."""
     encoder = [input_dim, *widths, latent_dim]
@@ -378,21 +390,27 @@ def parameter_count(widths: list[int], latent_dim: int, input_dim: int = 784) ->
     return sum(n_in * n_out + n_out for n_in, n_out in layers)
 
 
-def matched_widths(taper: list[int], latent_dim: int, budget: int) -> list[int]:
+def matched_widths(
+    taper: list[int], latent_dim: int, budget: int, input_dim: int = MNIST_PIXELS
+) -> list[int]:
     """Widths of the shape of `taper` (each scaled by one factor, rounded) whose parameter
     count is the closest to `budget`: the count grows monotonically with the factor, so
     bisect it, round, then nudge the first width to the nearest count."""
+
+    def count_of(widths: list[float]) -> float:
+        return parameter_count(widths, latent_dim, input_dim)
+
     low, high = 1e-6, 1.0
-    while parameter_count([max(1, round(high * w)) for w in taper], latent_dim) < budget:
+    while count_of([max(1, round(high * w)) for w in taper]) < budget:
         high *= 2
     for _ in range(100):
         middle = (low + high) / 2
-        count = parameter_count([middle * w for w in taper], latent_dim)  # real-valued
+        count = count_of([middle * w for w in taper])  # real-valued
         low, high = (middle, high) if count < budget else (low, middle)
     widths = [max(1, round(high * w)) for w in taper]
 
     def miss(first: int) -> int:
-        return abs(parameter_count([first, *widths[1:]], latent_dim) - budget)
+        return abs(count_of([first, *widths[1:]]) - budget)
 
     first = widths[0]
     while first > 1 and miss(first - 1) < miss(first):
@@ -402,35 +420,50 @@ def matched_widths(taper: list[int], latent_dim: int, budget: int) -> list[int]:
     return [first, *widths[1:]]
 
 
-def parameter_budget(config: dict[str, Any], latent_dim: int) -> int:
+def parameter_budget(config: dict[str, Any], latent_dim: int, input_dim: int = MNIST_PIXELS) -> int:
     """The count the matched_params arm matches: `param_budget`, or with 0 that of the model
-    with every width of `hidden_sizes` (the article's deepest, 784-500-300-100-2)."""
-    return config.get("param_budget") or parameter_count(config["hidden_sizes"], latent_dim)
+    with every width of `hidden_sizes` (the article's deepest, on MNIST 784-500-300-100-2)."""
+    return config.get("param_budget") or parameter_count(
+        config["hidden_sizes"], latent_dim, input_dim
+    )
 
 
-def model_widths(config: dict[str, Any], depth: int, latent_dim: int, arm: str) -> list[int]:
+def model_widths(
+    config: dict[str, Any], depth: int, latent_dim: int, arm: str, input_dim: int = MNIST_PIXELS
+) -> list[int]:
     """A model's hidden widths in its arm: `article`, the first `depth` of `hidden_sizes`;
     `matched_params`, those widths scaled to the parameter budget (the article's taper)."""
     widths = encoder_widths(config["hidden_sizes"], depth)
     if arm == ARTICLE:
         return widths
     if arm == MATCHED:
-        return matched_widths(widths, latent_dim, parameter_budget(config, latent_dim))
+        budget = parameter_budget(config, latent_dim, input_dim)
+        return matched_widths(widths, latent_dim, budget, input_dim)
     raise ConfigError(f"config key 'arms' holds {arm!r}: use {ARTICLE} or {MATCHED}")
 
 
-def training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any]:
+def training_hparams(
+    run: Run, config: dict[str, Any], image_shape: tuple[int, int, int] = MNIST_SHAPE
+) -> dict[str, Any]:
     """Exactly what one training job depends on: the shared settings, those of its training
     regime (`training_regimes`), the run's axis values (which override a setting of the same
     name) and its own widths and parameter count, not the whole list."""
     values = dict(run.values)
     regime = config.get("training_regimes", {}).get(values.get(REGIME), {})
     hparams = {key: config[key] for key in TRAINING_SETTINGS} | regime | values
+    if tuple(image_shape) != MNIST_SHAPE:  # absent for MNIST's: those hparams stay as they were
+        hparams["image_shape"] = list(image_shape)
     hparams["widths"] = model_widths(
-        config, run[COMPARED], run["latent_dim"], values.get(ARM, ARTICLE)
+        config, run[COMPARED], run["latent_dim"], values.get(ARM, ARTICLE), input_size(hparams)
     )
-    hparams["params"] = parameter_count(hparams["widths"], run["latent_dim"])
+    hparams["params"] = parameter_count(hparams["widths"], run["latent_dim"], input_size(hparams))
     return hparams
+
+
+def input_size(hparams: dict[str, Any]) -> int:
+    """Values in one image of the model whose hyperparameters these are (its input size):
+    height x width x channels of its `image_shape`, MNIST's 784 without one."""
+    return math.prod(hparams.get("image_shape", MNIST_SHAPE))
 
 
 def copied_hparams(own: dict[str, Any], trained: dict[str, Any], trained_as: str) -> dict[str, Any]:
@@ -440,7 +473,9 @@ def copied_hparams(own: dict[str, Any], trained: dict[str, Any], trained_as: str
     return own | {k: v for k, v in trained.items() if k not in own} | {"trained_as": trained_as}
 
 
-def _checked_training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any]:
+def _checked_training_hparams(
+    run: Run, config: dict[str, Any], image_shape: tuple[int, int, int]
+) -> dict[str, Any]:
     """training_hparams(run, config), refused in one line where its regime is unknown or
     stops early without a validation split."""
     values = dict(run.values)
@@ -449,7 +484,7 @@ def _checked_training_hparams(run: Run, config: dict[str, Any]) -> dict[str, Any
             f"config key 'trainings' holds {values[REGIME]!r}, not a key of "
             f"'training_regimes': use some of {', '.join(config.get('training_regimes', {}))}"
         )
-    hparams = training_hparams(run, config)
+    hparams = training_hparams(run, config, image_shape)
     if hparams["early_stopping_patience"] > 0 and hparams["validation_fraction"] == 0:
         raise ConfigError(
             f"training regime {values.get(REGIME)!r} sets early_stopping_patience > 0 without "

@@ -153,7 +153,7 @@ def score_embedding(
 
 
 def unit_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 (N, 784) intensities in [0, 1] (one copy: the
+    """uint8 images (N, H, W[, 3]) -> float32 (N, H * W[ * 3]) intensities in [0, 1] (one copy: the
     division in place)."""
     pixels = images.reshape(len(images), -1).astype(np.float32)
     pixels /= np.float32(255)

@@ -6,9 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from aedepth.grid import MNIST_PIXELS, input_size
 from aedepth.jobs import UserFacingError
-
-IMAGE_PIXELS = 28 * 28
 
 
 class Autoencoder(nn.Module):
@@ -22,7 +21,7 @@ class Autoencoder(nn.Module):
     speed.bce_sum.
     """
 
-    def __init__(self, widths: list[int], latent_dim: int, input_dim: int = IMAGE_PIXELS):
+    def __init__(self, widths: list[int], latent_dim: int, input_dim: int = MNIST_PIXELS):
         super().__init__()
         self.widths = list(widths)
         self.latent_dim = latent_dim
@@ -51,8 +50,9 @@ class Autoencoder(nn.Module):
 
 
 def build_model(hparams: dict) -> Autoencoder:
-    """The model described by a hyperparameter snapshot (as saved with every checkpoint)."""
-    return Autoencoder(hparams["widths"], hparams["latent_dim"])
+    """The model described by a hyperparameter snapshot (as saved with every checkpoint); its
+    input size is that of the images it was trained on (aedepth.grid.input_size)."""
+    return Autoencoder(hparams["widths"], hparams["latent_dim"], input_size(hparams))
 
 
 def load_model(weights_path: str, hparams: dict) -> Autoencoder:
@@ -93,10 +93,11 @@ def _apply(function, images: np.ndarray, chunk: int) -> np.ndarray:
 
 
 def encode_images(model: Autoencoder, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Latent codes (N, latent_dim) float32 of uint8 images (N, 28, 28), on the CPU."""
+    """Latent codes (N, latent_dim) float32 of uint8 images (N, H, W[, 3]), on the CPU."""
     return _apply(model.encode, images, chunk)
 
 
 def reconstruct_images(model: Autoencoder, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Reconstructions (N, 784) float32 in [0, 1] of uint8 images (N, 28, 28), on the CPU."""
+    """Reconstructions (N, H * W[ * 3]) float32 in [0, 1] of uint8 images (N, H, W[, 3]),
+    flattened, on the CPU."""
     return _apply(model.reconstruct, images, chunk)

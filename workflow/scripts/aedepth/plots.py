@@ -26,15 +26,22 @@ def save_figure(fig, path: str | Path, dpi: int) -> None:
     plt.close(fig)
 
 
-def digit_grid(rows: list[tuple[str, np.ndarray]], title: str):
-    """One row of 28x28 images per (label, images) pair; all rows show the same digits."""
+def digit_grid(
+    rows: list[tuple[str, np.ndarray]], title: str, shape: tuple[int, int, int] = (28, 28, 1)
+):
+    """One row of images per (label, images) pair; all rows show the same images. Each image
+    (intensities in [0, 1], any layout of `shape`'s values) is drawn at (height, width,
+    channels) `shape`: grey dark on light, 3 channels in their colours."""
     n_cols = len(rows[0][1])
     fig, axes = plt.subplots(
         len(rows), n_cols, figsize=(0.9 * n_cols + 1.2, 0.95 * len(rows) + 0.5), squeeze=False
     )
     for (label, images), row_axes in zip(rows, axes):
         for image, ax in zip(images, row_axes):
-            ax.imshow(image.reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+            if shape[2] == 1:
+                ax.imshow(image.reshape(shape[:2]), cmap="gray_r", vmin=0, vmax=1)
+            else:
+                ax.imshow(np.clip(image.reshape(shape), 0, 1), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
         row_axes[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)

@@ -78,7 +78,8 @@ def select_device(requested: str) -> torch.device:
 
 
 def flatten_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(N, 28, 28) uint8 -> (N, 784) uint8 tensor on `device`; scaled to [0, 1] per batch.
+    """(N, H, W[, 3]) uint8 -> (N, H * W[ * 3]) uint8 tensor on `device`; scaled to [0, 1]
+    per batch.
 
     Keeping uint8 on the device holds the whole training set in a quarter of the memory.
     """
