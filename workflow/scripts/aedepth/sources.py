@@ -80,7 +80,12 @@ def folder_files(root: str | Path) -> dict[str, list[tuple[Path, int]]]:
 
 
 def _stamps(root: str | Path) -> tuple[int, ...]:
-    return tuple(_stamp(Path(root) / split) for split in SPLITS)
+    """Change stamps of the splits' folders and their class folders (where a file is added)."""
+    folders = [Path(root) / split for split in SPLITS]
+    for folder in list(folders):
+        if folder.is_dir():
+            folders += [Path(entry.path) for entry in os.scandir(folder) if entry.is_dir()]
+    return tuple(_stamp(folder) for folder in folders)
 
 
 @functools.lru_cache(maxsize=8)

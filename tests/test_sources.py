@@ -1,0 +1,365 @@
+"""The image folder and .npz sources (aedepth.sources): reading them as torchvision and numpy
+do, their shapes reaching the model, and each kind of bad data refused in one line naming the
+file, at parse time (ConfigError) where the listing or headers show it, else in the prepare
+job (a UserFacingError)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from source_data import (
+    DIGIT_CLASSES,
+    SHAPE_CLASSES,
+    digits,
+    write_digits_folder,
+    write_image_folder,
+    write_shapes_npz,
+)
+from conftest import REPO
+
+from aedepth import sources
+from aedepth.config import (
+    ConfigError,
+    coerce_cli_lists,
+    data_folder,
+    data_settings,
+    image_shape,
+    load_schema,
+    validate_config,
+)
+from aedepth.data import image_shape as shape_of_images
+from aedepth.data import load_dataset, save_dataset
+from aedepth.explorer import thumbnail_uri, tooltip
+from aedepth.grid import MNIST_SHAPE, build_grid, parameter_count, training_hparams
+from aedepth.jobs import UserFacingError
+from aedepth.model import build_model
+
+SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def config_with(**changes):
+    config = copy.deepcopy(DEFAULTS)
+    config.update(changes)
+    return coerce_cli_lists(config)
+
+
+def error_of(**changes) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config_with(**changes), SCHEMA)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory):
+    return write_digits_folder(tmp_path_factory.mktemp("digits") / "digits")
+
+
+def small_folder(root, sizes=None, count=3):
+    """An image folder of 3 grey classes, `count` 8x8 images each per split; `sizes` {index:
+    (w, h)} gives some images another size."""
+    images = np.random.default_rng(0).integers(0, 256, (6 * count, 8, 8), dtype=np.uint8)
+    labels = np.arange(6 * count) % 3
+    write_image_folder(root, images, labels, test_every=2)
+    for index, size in (sizes or {}).items():
+        split = "test" if index % 2 == 0 else "train"
+        path = root / split / str(labels[index]) / f"{index:05d}.png"
+        Image.fromarray(images[index]).resize(size).save(path)
+    return root
+
+
+# --- an image folder ----------------------------------------------------------------------------
+
+
+def test_the_extensions_are_torchvisions():
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    assert sources.IMAGE_EXTENSIONS == IMG_EXTENSIONS
+
+
+def test_an_image_folder_reads_as_torchvisions_imagefolder(digit_folder):
+    from torchvision.datasets import ImageFolder
+
+    arrays = sources.load_image_folder(digit_folder)
+    assert sources.folder_classes(digit_folder) == DIGIT_CLASSES
+    for split in sources.SPLITS:
+        reference = ImageFolder(str(digit_folder / split))
+        assert reference.classes == DIGIT_CLASSES
+        assert arrays[f"y_{split}"].tolist() == reference.targets
+        for position in (0, 17, len(reference) - 1):
+            image, _ = reference[position]
+            assert np.array_equal(arrays[f"x_{split}"][position], np.asarray(image.convert("L")))
+    images, labels = digits()
+    assert arrays["x_train"].shape == (1437, 8, 8) and arrays["x_test"].shape == (360, 8, 8)
+    assert arrays["x_train"].dtype == np.uint8
+    assert sorted(arrays["x_test"].sum(axis=(1, 2))) == sorted(images[::5].sum(axis=(1, 2)))
+
+
+def test_an_image_folder_config_gets_its_classes_shape_sizes_and_own_data_folder(digit_folder):
+    config = config_with(source=str(digit_folder), dataset="digits")
+    validate_config(config, SCHEMA)
+    assert data_settings(config)["classes"] == DIGIT_CLASSES
+    assert image_shape(config) == (8, 8, 1)
+    assert data_folder(config).startswith("results/data/digits-imagefolder-")
+    assert sources.source_sizes(str(digit_folder)) == (1437, 360)
+    assert len(sources.source_files(str(digit_folder))) == 1797
+
+
+def test_colour_images_read_as_three_channels(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (12, 5, 7, 3), dtype=np.uint8)
+    write_image_folder(tmp_path / "rgb", images, np.arange(12) % 2, test_every=3)
+    arrays = sources.load_image_folder(tmp_path / "rgb")
+    assert arrays["x_train"].shape == (8, 5, 7, 3)
+    assert sources.source_shape(str(tmp_path / "rgb")) == (5, 7, 3)
+
+
+def test_mixed_sizes_name_the_first_odd_file(tmp_path):
+    # in ImageFolder's order (class 0's images, then class 1's, ...) train/1/00007.png comes
+    # before train/2/00005.png; the first image is train/0/00003.png
+    root = small_folder(tmp_path / "mixed", sizes={5: (9, 8), 7: (8, 9)})
+    odd = r"train/1/00007\.png: 8x9 pixels, but \S*train/0/00003\.png has 8x8"
+    with pytest.raises(UserFacingError, match=odd):
+        sources.load_image_folder(root)
+
+
+@pytest.mark.parametrize("content", [b"not a png at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40])
+def test_an_unreadable_image_is_named(tmp_path, content):
+    root = small_folder(tmp_path / "bad")
+    (root / "train" / "1" / "00007.png").write_bytes(content)
+    with pytest.raises(UserFacingError, match=r"train/1/00007\.png: not a readable image"):
+        sources.load_image_folder(root)
+
+
+def test_an_unreadable_first_image_is_refused_at_parse_time(tmp_path):
+    root = small_folder(tmp_path / "bad")
+    (root / "train" / "0" / "00001.png").write_text("hello")
+    assert "00001.png: not a readable image" in error_of(source=str(root), dataset="x")
+
+
+def test_an_empty_class_folder_is_refused_at_parse_time(tmp_path):
+    root = small_folder(tmp_path / "empty")
+    (root / "train" / "3").mkdir()
+    (root / "train" / "3" / "notes.txt").write_text("no images here")
+    message = error_of(source=str(root), dataset="x")
+    assert message.startswith(f"config key 'source': {root / 'train' / '3'}: an empty class folder")
+
+
+def test_a_test_class_the_training_split_lacks_is_refused(tmp_path):
+    root = small_folder(tmp_path / "extra")
+    (root / "test" / "9").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "test" / "9" / "a.png")
+    assert f"{root / 'test' / '9'}: a test class the training split lacks" in error_of(
+        source=str(root), dataset="x"
+    )
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A PNG header declaring width x height grey pixels, and almost no data: Pillow reads the
+    size when it opens the file, before any pixel is decoded."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+@pytest.mark.parametrize("pixels", [200_000, 400_000])  # past the limit (a warning), twice past
+def test_a_decompression_bomb_is_named(tmp_path, monkeypatch, pixels):
+    # Pillow's limit scaled down (the real one is 89 M pixels) so that the test stays small;
+    # the same check as with the default
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150_000)
+    root = small_folder(tmp_path / "bomb")
+    (root / "test" / "2" / "00002.png").write_bytes(png_bomb(pixels // 100, 100))
+    with pytest.raises(UserFacingError, match=r"00002\.png: more pixels than Pillow's limit"):
+        sources.load_image_folder(root)
+    (root / "train" / "0" / "00001.png").write_bytes(png_bomb(pixels // 100, 100))
+    assert "00001.png: more pixels than Pillow's limit of 150,000" in error_of(
+        source=str(root), dataset="x"
+    )
+
+
+def test_a_real_size_bomb_is_refused_with_pillows_own_limit(tmp_path):
+    root = small_folder(tmp_path / "bomb")
+    (root / "train" / "0" / "00001.png").write_bytes(png_bomb(20_000, 20_000))  # 400 M pixels
+    assert "00001.png: more pixels than Pillow's limit of 89,478,485" in error_of(
+        source=str(root), dataset="x"
+    )
+
+
+def test_a_folder_without_train_and_test_is_read_as_idx_files(tmp_path):
+    (tmp_path / "flat").mkdir()
+    assert "lacks train-images-idx3-ubyte" in error_of(source=str(tmp_path / "flat"))
+
+
+def test_only_test_is_refused(tmp_path):
+    (tmp_path / "half" / "test" / "a").mkdir(parents=True)
+    assert "half/train: not a folder" in error_of(source=str(tmp_path / "half"), dataset="x")
+
+
+# --- an .npz ------------------------------------------------------------------------------------
+
+
+def test_an_npz_source_reads_its_arrays_and_classes(tmp_path):
+    path = write_shapes_npz(tmp_path / "shapes.npz")
+    config = config_with(source=str(path), dataset="shapes")
+    validate_config(config, SCHEMA)
+    assert data_settings(config)["classes"] == SHAPE_CLASSES
+    assert image_shape(config) == (32, 32, 3)
+    assert data_folder(config).startswith("results/data/shapes-npz-")
+    arrays = sources.load_source(str(path), [])
+    assert arrays["x_train"].shape == (1000, 32, 32, 3) and arrays["y_test"].shape == (200,)
+    save_dataset(tmp_path / "dataset.npz", arrays, classes=None)
+    assert shape_of_images(load_dataset(tmp_path / "dataset.npz")["x_test"]) == (32, 32, 3)
+
+
+def test_npz_class_names_from_the_config_or_the_labels(tmp_path):
+    path = write_shapes_npz(tmp_path / "plain.npz", n_train=50, n_test=20)
+    names = [f"c{k}" for k in range(10)]
+    assert (
+        data_settings(config_with(source=str(path), dataset="s", classes=names))["classes"] == names
+    )
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in sources.NPZ_ARRAYS}
+    np.savez(tmp_path / "nameless.npz", **arrays)
+    config = config_with(source=str(tmp_path / "nameless.npz"), dataset="s")
+    assert data_settings(config)["classes"] == DIGIT_CLASSES
+
+
+def test_a_single_channel_axis_is_dropped(tmp_path):
+    x = np.zeros((30, 6, 6, 1), np.uint8)
+    y = np.arange(30) % 3
+    np.savez(tmp_path / "g.npz", x_train=x, y_train=y, x_test=x[:12], y_test=y[:12])
+    assert sources.load_source(str(tmp_path / "g.npz"), [])["x_train"].shape == (30, 6, 6)
+    assert sources.source_shape(str(tmp_path / "g.npz")) == (6, 6, 1)
+
+
+def npz_with(tmp_path, **changes):
+    x = np.zeros((40, 6, 6), np.uint8)
+    y = np.arange(40) % 4
+    arrays = {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]} | changes
+    path = tmp_path / "data.npz"
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"y_train": np.array([0, 1, 2, 3, {"a": 1}] * 8, dtype=object)},
+            "y_train is an object array (it needs pickle, never loaded)",
+        ),
+        ({"classes": np.array(["a", None, "c", "d"], dtype=object)}, "classes is an object array"),
+        (
+            {"y_test": np.arange(20) % 4 - 1},
+            "y_test holds label -1, out of range: use labels 0 or more",
+        ),
+        (
+            {"classes": np.array(["a", "b", "c"])},
+            "y_train holds label 3, out of range: use labels 0 to 2 (3 class names)",
+        ),
+        ({"y_test": np.arange(20) % 5}, "y_test holds class 4, which y_train lacks"),
+        ({"y_test": None}, "lacks y_test"),
+        ({"x_test": np.zeros((20, 6, 6), np.float32)}, "x_test is float32 (20, 6, 6): give uint8"),
+        ({"x_test": np.zeros((20, 6, 5), np.uint8)}, "x_train's images are (6, 6, 1) (H, W, C)"),
+        ({"y_test": np.zeros(19, np.int64)}, "y_test is int64 (19,): give 20 integer labels"),
+    ],
+    ids=[
+        "object labels",
+        "object classes",
+        "negative",
+        "past the names",
+        "test class",
+        "missing",
+        "float",
+        "sizes",
+        "count",
+    ],
+)
+def test_bad_npz_is_refused_at_parse_time(tmp_path, changes, message):
+    source = npz_with(tmp_path, **changes)
+    text = error_of(source=source, dataset="x")
+    assert text.startswith(f"config key 'source': {source}: ") and message in text
+
+
+def test_labels_past_the_configured_names_are_refused(tmp_path):
+    source = npz_with(tmp_path)
+    assert "y_train holds label 2, out of range: use labels 0 to 1 (2 class names)" in error_of(
+        source=source, dataset="x", classes=["a", "b"]
+    )
+
+
+def test_the_prepare_job_refuses_what_parse_time_does(tmp_path):
+    source = npz_with(tmp_path, y_test=np.arange(20) % 5)
+    with pytest.raises(UserFacingError, match="y_test holds class 4, which y_train lacks"):
+        sources.load_source(source, [])
+
+
+def test_not_an_npz_is_named(tmp_path):
+    (tmp_path / "junk.npz").write_text("hello")
+    assert "junk.npz: not a readable .npz" in error_of(
+        source=str(tmp_path / "junk.npz"), dataset="x"
+    )
+    assert "no such .npz file" in error_of(source=str(tmp_path / "none.npz"), dataset="x")
+
+
+def test_classes_only_with_an_npz_and_a_folder_name_as_dataset(tmp_path, digit_folder):
+    assert "names the classes of an .npz source only" in error_of(classes=["a"])
+    assert "config key 'dataset' = 'a/b' names the data's folder" in error_of(
+        source=str(digit_folder), dataset="a/b"
+    )
+
+
+# --- the shape reaches the model, the figures and the explorer ----------------------------------
+
+
+def test_the_image_size_reaches_the_parameter_count_and_the_model(digit_folder):
+    config = config_with(
+        source=str(digit_folder), dataset="digits", arms=["article", "matched_params"]
+    )
+    shape = image_shape(config)
+    grid = build_grid(config, {"pca": type("B", (), {"seeded": False})}, shape)
+    for run in grid.models:
+        hparams = training_hparams(run, config, shape)
+        assert hparams["image_shape"] == [8, 8, 1]
+        assert hparams["params"] == parameter_count(hparams["widths"], 2, 64)
+        assert hparams["params"] == sum(p.numel() for p in build_model(hparams).parameters())
+    budget = parameter_count([500, 300, 100], 2, 64)
+    matched = [
+        training_hparams(r, config, shape) for r in grid.models if r["arm"] == "matched_params"
+    ]
+    assert all(abs(h["params"] - budget) <= 0.01 * budget for h in matched)
+
+
+def test_mnist_hparams_have_no_image_shape():
+    config = config_with(source="sample")
+    grid = build_grid(config, {"pca": type("B", (), {"seeded": False})})
+    hparams = training_hparams(grid.models[0], config, MNIST_SHAPE)
+    assert "image_shape" not in hparams and hparams["params"] == 787_786
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (5, 7, 1), (32, 32, 3)])
+def test_a_thumbnail_of_any_shape_decodes_back(shape):
+    image = np.random.default_rng(2).random(shape)
+    uri = thumbnail_uri(image.ravel(), shape)
+    decoded = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert decoded.size == (shape[1], shape[0])
+    if shape[2] == 3:
+        assert decoded.mode == "RGB"
+        assert np.abs(np.asarray(decoded) / 255 - image).max() <= 1 / 30 + 1e-6
+    else:
+        grey = np.asarray(decoded.convert("L"), dtype=float) / 255
+        assert np.abs(grey - (1 - image[..., 0])).max() <= 1 / 30 + 1e-2
+    assert 'width="56" height="56"' in tooltip((8, 8, 1))
