@@ -70,7 +70,8 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, class_names: l
     """The test set in latent space (see project_2d), coloured by class, with a legend."""
     points, (x_name, y_name) = project_2d(z)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    cmap = plt.get_cmap("tab10")
+    # tab10 for up to 10 classes (MNIST's figures as they were), tab20 for more
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     size = max(1.0, 40_000 / max(len(z), 1) ** 1.1)
     for label in np.unique(labels):
         mask = labels == label
@@ -79,7 +80,7 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, class_names: l
             points[mask, 1],
             s=size,
             alpha=0.6,
-            color=cmap(int(label) % 10),
+            color=cmap(int(label) % cmap.N),
             label=class_names[int(label)],
             linewidths=0,
             rasterized=True,
