@@ -136,8 +136,9 @@ BAD_CLI_CONFIGS = {
     ),
     "source missing folder": (
         ["source=/no/such/mnist"],
-        "aedepth: config key 'source' = '/no/such/mnist' is neither 'download', 'sample' nor an "
-        "existing folder: give a folder that holds the four IDX files",
+        "aedepth: config key 'source' = '/no/such/mnist' is neither 'download', 'sample', an "
+        "existing folder nor an .npz file: give a folder with the four IDX files, an image "
+        "folder (train/<class>/, test/<class>/) or an .npz",
     ),
     "mirrors=[ftp://...]": (
         ["source=download", "mirrors=[ftp://example.org/mnist/]"],

@@ -19,6 +19,7 @@ from source_data import (
     DIGIT_CLASSES,
     SHAPE_CLASSES,
     digits,
+    shapes,
     write_digits_folder,
     write_image_folder,
     write_shapes_npz,
@@ -363,3 +364,14 @@ def test_a_thumbnail_of_any_shape_decodes_back(shape):
         grey = np.asarray(decoded.convert("L"), dtype=float) / 255
         assert np.abs(grey - (1 - image[..., 0])).max() <= 1 / 30 + 1e-2
     assert 'width="56" height="56"' in tooltip((8, 8, 1))
+
+
+def test_the_reconstruction_grid_draws_colour_images_in_colour(tmp_path):
+    from aedepth.plots import digit_grid, save_figure
+
+    images = shapes(4, seed=0)[0] / 255.0
+    rows = [("original", images), ("flattened", images.reshape(4, -1))]
+    save_figure(digit_grid(rows, "colour", (32, 32, 3)), tmp_path / "grid.png", 60)
+    figure = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB"), dtype=int)
+    spread = figure.max(axis=2) - figure.min(axis=2)
+    assert (spread > 128).mean() > 0.01  # a grey figure has R = G = B everywhere
