@@ -42,7 +42,8 @@ PER_IMAGE_LAYOUT = [
 
 # Every key of config.yaml, as the "unknown config key" message lists them (docs/configuration.md).
 ALL_KEYS = (
-    "arms, axes, baselines, batch_size, checksums, classes, dataset, datasets, depths, device, "
+    "architectures, arms, axes, baselines, batch_size, checksums, classes, conv_channels, "
+    "dataset, datasets, depths, device, "
     "download_retries, download_timeout, early_stopping_patience, epochs, explorer_points, "
     "hidden_sizes, kmeans_clusters, knn_neighbors, latent_dims, learning_rate, matmul_route, "
     "mirrors, param_budget, plot_digits, plot_dpi, primary_metric, sample_test_fraction, seeds, "

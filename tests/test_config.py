@@ -62,6 +62,16 @@ def test_every_schema_property_names_what_it_accepts():
 
 # (changes to the shipped config, the exact one-line message)
 BAD_CONFIGS = {
+    "conv channels short": (
+        {"architectures": ["mlp", "conv"], "conv_channels": [16, 32]},
+        "config key 'conv_channels' has 2 widths but 'depths' asks for depth 3: give at least "
+        "3 widths or drop that depth",
+    ),
+    "unknown family": (
+        {"architectures": ["cnn"]},
+        "config key 'architectures[0]' = 'cnn' is invalid ('cnn' is not one of ['mlp', "
+        "'conv']): use a non-empty list of model families: mlp, conv",
+    ),
     "typo epoch": (
         {"epoch": 5},
         f"unknown config key(s) 'epoch': allowed keys are {ALL_KEYS}",

@@ -159,7 +159,7 @@ def test_parameter_count_is_that_of_the_models_linear_layers():
     "taper", [[500], [500, 300], [500, 300, 100], [500, 300, 100, 100, 100, 100]]
 )
 def test_matched_widths_hit_the_budget_within_one_percent_and_keep_the_taper(taper, budget):
-    widths = matched_widths(taper, 2, budget)
+    widths = matched_widths(taper, budget, lambda scaled: parameter_count(scaled, 2))
     assert abs(parameter_count(widths, 2) - budget) <= 0.01 * budget
     assert len(widths) == len(taper)
     ratios = [w / widths[0] for w in widths]

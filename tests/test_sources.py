@@ -335,9 +335,9 @@ def test_the_image_size_reaches_the_parameter_count_and_the_model(digit_folder):
     for run in grid.models:
         hparams = training_hparams(run, config, shape)
         assert hparams["image_shape"] == [8, 8, 1]
-        assert hparams["params"] == parameter_count(hparams["widths"], 2, 64)
+        assert hparams["params"] == parameter_count(hparams["widths"], 2, (8, 8, 1))
         assert hparams["params"] == sum(p.numel() for p in build_model(hparams).parameters())
-    budget = parameter_count([500, 300, 100], 2, 64)
+    budget = parameter_count([500, 300, 100], 2, (8, 8, 1))
     matched = [
         training_hparams(r, config, shape) for r in grid.models if r["arm"] == "matched_params"
     ]

@@ -26,6 +26,7 @@ from aedepth.data import (
     redact,
     sample_split_sizes,
 )
+from aedepth.families import FAMILIES
 from aedepth.files import MAX_VALUES, expanded_size
 from aedepth.sources import (
     IDX,
@@ -118,11 +119,13 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
         raise ConfigError(_describe(error, schema))
 
     largest_depth = max(config["depths"])
-    if len(config["hidden_sizes"]) < largest_depth:
-        raise ConfigError(
-            f"config key 'hidden_sizes' has {len(config['hidden_sizes'])} widths but 'depths' "
-            f"asks for depth {largest_depth}: give at least {largest_depth} widths or drop that depth"
-        )
+    for architecture in config["architectures"]:
+        key = FAMILIES[architecture].widths_key
+        if len(config[key]) < largest_depth:
+            raise ConfigError(
+                f"config key {key!r} has {len(config[key])} widths but 'depths' asks for depth "
+                f"{largest_depth}: give at least {largest_depth} widths or drop that depth"
+            )
     _check_dataset(config)
     if config["early_stopping_patience"] > 0 and config["validation_fraction"] == 0:
         raise ConfigError(

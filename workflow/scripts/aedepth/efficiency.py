@@ -1,9 +1,9 @@
 """How close a study's training came to the hardware: its FLOPs against the fp32 matmul peak.
 
-The FLOP limit of a study is its training FLOPs (6 x parameters x training images x epochs:
-forward 2, backward 4, the usual count) divided by the machine's fp32 matmul peak (a
-2048^3 product on all usable CPUs, on the faster of torch's default and the oneDNN route):
-no training can take less. `study_line` puts an actual run next to it, from the files the
+The FLOP limit of a study is its training FLOPs (6 x multiply-adds x training images x
+epochs: forward 2, backward 4, the usual count; aedepth.families counts each family's) divided
+by the machine's fp32 matmul peak (a 2048^3 product on all usable CPUs, on the faster of
+torch's default and the oneDNN route): no training can take less. `study_line` puts an actual run next to it, from the files the
 workflow writes in a study's folder (results/<study>/benchmarks/**.tsv, models/*/hparams.json and
 history.csv).
 """
@@ -15,14 +15,16 @@ import json
 import time
 from pathlib import Path
 
-from aedepth.grid import MNIST_PIXELS, input_size, parameter_count
+from aedepth.families import family_of
+from aedepth.grid import model_shape
 
 
-def training_flop(
-    widths: list[int], latent_dim: int, images: int, epochs: int, input_dim: int = MNIST_PIXELS
-) -> float:
-    """Training FLOPs: 6 x parameters x images x epochs."""
-    return 6.0 * parameter_count(widths, latent_dim, input_dim) * images * epochs
+def training_flop(hparams: dict, images: int, epochs: int) -> float:
+    """Training FLOPs of the model these hyperparameters describe, as its family counts them
+    (aedepth.families; the MLP's: 6 x parameters x images x epochs)."""
+    family = family_of(hparams)
+    shape = model_shape(hparams)
+    return family.training_flop(hparams["widths"], hparams["latent_dim"], shape, images) * epochs
 
 
 def fp32_peak(threads: int, size: int = 2048, repeats: int = 8) -> dict[str, float]:
@@ -102,9 +104,7 @@ def study_line(
         except (OSError, ValueError):
             continue
         fitted = round(training_images * (1 - hparams.get("validation_fraction", 0)))
-        flop += training_flop(
-            hparams["widths"], hparams["latent_dim"], fitted, epochs, input_size(hparams)
-        )
+        flop += training_flop(hparams, fitted, epochs)
     train_jobs = [job for job in jobs if job[0].parent.name == "train"]
     train_seconds = max(s + d for _, s, d in train_jobs) - min(s for _, s, _ in train_jobs)
     wall = max(start + seconds for _, start, seconds in jobs) - min(s for _, s, _ in jobs)

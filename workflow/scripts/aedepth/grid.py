@@ -25,8 +25,10 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
+from aedepth.families import DEFAULT as DEFAULT_FAMILY
+from aedepth.families import FAMILIES, MLP, Shape, family_of
 from aedepth.jobs import ConfigError
 
 # The (height, width, channels) of the IDX files' and the sample's images, and a model's input
@@ -50,6 +52,10 @@ ARM = "arm"
 ARTICLE = "article"
 MATCHED = "matched_params"
 REGIME = "training"
+# The model family (aedepth.families). A study that lists only the MLP has no such axis, so
+# its ids, records and hyperparameters are those of every study before the conv family;
+# `architectures: [mlp, conv]` adds it (unless `axes` spells it out), the MLP's ids unchanged.
+ARCHITECTURE = "architecture"
 # Axes whose values name settings the training hyperparameters already spell out (an arm's
 # widths, a regime's epochs, ...): runs that differ in nothing else train the same model, e.g.
 # the matched arm's deepest model is the article's own (same widths, same seed).
@@ -249,6 +255,11 @@ class Grid:
         return {run.id: run for run in self.runs}
 
 
+def architecture_axis() -> Axis:
+    """The axis `architectures` other than [mlp] adds where `axes` does not list it."""
+    return Axis(ARCHITECTURE, "architectures", "arch", "architecture", False, DEFAULT_FAMILY)
+
+
 def read_axes(config: dict[str, Any]) -> tuple[Axis, ...]:
     axes = tuple(
         Axis(
@@ -262,6 +273,11 @@ def read_axes(config: dict[str, Any]) -> tuple[Axis, ...]:
         for entry in config["axes"]
     )
     names = [axis.name for axis in axes]
+    if ARCHITECTURE not in names and config.get("architectures", [DEFAULT_FAMILY]) != [
+        DEFAULT_FAMILY
+    ]:
+        axes += (architecture_axis(),)
+        names.append(ARCHITECTURE)
     for required in REQUIRED_AXES:
         if required not in names:
             raise ConfigError(
@@ -376,41 +392,34 @@ def setting_label(
     return ", ".join(f"{labels[a]} {record[a]}" for a in keys)
 
 
-def encoder_widths(hidden_sizes: list[int], depth: int) -> list[int]:
-    """Hidden widths of a depth-`depth` encoder: the first `depth` configured sizes."""
-    return list(hidden_sizes[:depth])
+def encoder_widths(sizes: list[int], depth: int) -> list[int]:
+    """Widths of a depth-`depth` encoder: the first `depth` configured sizes."""
+    return list(sizes[:depth])
 
 
-def parameter_count(widths: list[int], latent_dim: int, input_dim: int = MNIST_PIXELS) -> int:
-    """Weights and biases of the autoencoder's Linear layers: encoder input -> widths ->
-    latent, decoder latent -> reversed widths -> input (aedepth.model.Autoencoder)."""
-    encoder = [input_dim, *widths, latent_dim]
-    layers = list(zip(encoder, encoder[1:]))
-    layers += [(n_out, n_in) for n_in, n_out in reversed(layers)]
-    return sum(n_in * n_out + n_out for n_in, n_out in layers)
+def parameter_count(
+    widths: list[int], latent_dim: int, shape: Shape = MNIST_SHAPE, architecture: str = MLP
+) -> int:
+    """Weights and biases of the model of this family, widths and latent size on images of
+    `shape` (the family's own count, aedepth.families)."""
+    return FAMILIES[architecture].parameters(widths, latent_dim, tuple(shape))
 
 
-def matched_widths(
-    taper: list[int], latent_dim: int, budget: int, input_dim: int = MNIST_PIXELS
-) -> list[int]:
+def matched_widths(taper: list[int], budget: int, count: Callable[[list[float]], float]) -> list[int]:
     """Widths of the shape of `taper` (each scaled by one factor, rounded) whose parameter
-    count is the closest to `budget`: the count grows monotonically with the factor, so
-    bisect it, round, then nudge the first width to the nearest count."""
-
-    def count_of(widths: list[float]) -> float:
-        return parameter_count(widths, latent_dim, input_dim)
-
+    count (`count(widths)`) is the closest to `budget`: the count grows monotonically with
+    the factor, so bisect it, round, then nudge the first width to the nearest count."""
     low, high = 1e-6, 1.0
-    while count_of([max(1, round(high * w)) for w in taper]) < budget:
+    while count([max(1, round(high * w)) for w in taper]) < budget:
         high *= 2
     for _ in range(100):
         middle = (low + high) / 2
-        count = count_of([middle * w for w in taper])  # real-valued
-        low, high = (middle, high) if count < budget else (low, middle)
+        real = count([middle * w for w in taper])  # real-valued
+        low, high = (middle, high) if real < budget else (low, middle)
     widths = [max(1, round(high * w)) for w in taper]
 
     def miss(first: int) -> int:
-        return abs(count_of([first, *widths[1:]]) - budget)
+        return abs(count([first, *widths[1:]]) - budget)
 
     first = widths[0]
     while first > 1 and miss(first - 1) < miss(first):
@@ -420,25 +429,38 @@ def matched_widths(
     return [first, *widths[1:]]
 
 
-def parameter_budget(config: dict[str, Any], latent_dim: int, input_dim: int = MNIST_PIXELS) -> int:
-    """The count the matched_params arm matches: `param_budget`, or with 0 that of the model
-    with every width of `hidden_sizes` (the article's deepest, on MNIST 784-500-300-100-2)."""
-    return config.get("param_budget") or parameter_count(
-        config["hidden_sizes"], latent_dim, input_dim
+def parameter_budget(
+    config: dict[str, Any], latent_dim: int, shape: Shape = MNIST_SHAPE, architecture: str = MLP
+) -> int:
+    """The count the matched_params arm matches: `param_budget`, or with 0 that of the
+    family's model with every configured width (the article's deepest, on MNIST
+    784-500-300-100-2)."""
+    family = FAMILIES[architecture]
+    return config.get("param_budget") or family.parameters(
+        config[family.widths_key], latent_dim, tuple(shape)
     )
 
 
 def model_widths(
-    config: dict[str, Any], depth: int, latent_dim: int, arm: str, input_dim: int = MNIST_PIXELS
+    config: dict[str, Any],
+    depth: int,
+    latent_dim: int,
+    arm: str,
+    shape: Shape = MNIST_SHAPE,
+    architecture: str = MLP,
 ) -> list[int]:
-    """A model's hidden widths in its arm: `article`, the first `depth` of `hidden_sizes`;
-    `matched_params`, those widths scaled to the parameter budget (the article's taper)."""
-    widths = encoder_widths(config["hidden_sizes"], depth)
+    """A model's widths in its arm: `article`, the first `depth` of its family's widths
+    (`hidden_sizes`, `conv_channels`); `matched_params`, those widths scaled to the parameter
+    budget (the same taper)."""
+    family = FAMILIES[architecture]
+    widths = encoder_widths(config[family.widths_key], depth)
     if arm == ARTICLE:
         return widths
     if arm == MATCHED:
-        budget = parameter_budget(config, latent_dim, input_dim)
-        return matched_widths(widths, latent_dim, budget, input_dim)
+        budget = parameter_budget(config, latent_dim, shape, architecture)
+        return matched_widths(
+            widths, budget, lambda scaled: family.parameters(scaled, latent_dim, tuple(shape))
+        )
     raise ConfigError(f"config key 'arms' holds {arm!r}: use {ARTICLE} or {MATCHED}")
 
 
@@ -451,19 +473,29 @@ def training_hparams(
     values = dict(run.values)
     regime = config.get("training_regimes", {}).get(values.get(REGIME), {})
     hparams = {key: config[key] for key in TRAINING_SETTINGS} | regime | values
-    if tuple(image_shape) != MNIST_SHAPE:  # absent for MNIST's: those hparams stay as they were
+    # absent at their defaults (MNIST's shape, the MLP): those hparams stay as they were
+    if tuple(image_shape) != MNIST_SHAPE:
         hparams["image_shape"] = list(image_shape)
+    if hparams.get(ARCHITECTURE) == DEFAULT_FAMILY:
+        del hparams[ARCHITECTURE]
+    family = family_of(hparams)
     hparams["widths"] = model_widths(
-        config, run[COMPARED], run["latent_dim"], values.get(ARM, ARTICLE), input_size(hparams)
+        config, run[COMPARED], run["latent_dim"], values.get(ARM, ARTICLE), image_shape, family.name
     )
-    hparams["params"] = parameter_count(hparams["widths"], run["latent_dim"], input_size(hparams))
+    hparams["params"] = family.parameters(hparams["widths"], run["latent_dim"], tuple(image_shape))
     return hparams
+
+
+def model_shape(hparams: dict[str, Any]) -> Shape:
+    """The (height, width, channels) of the images the model whose hyperparameters these
+    are takes: its `image_shape`, MNIST's without one."""
+    return tuple(hparams.get("image_shape", MNIST_SHAPE))
 
 
 def input_size(hparams: dict[str, Any]) -> int:
     """Values in one image of the model whose hyperparameters these are (its input size):
     height x width x channels of its `image_shape`, MNIST's 784 without one."""
-    return math.prod(hparams.get("image_shape", MNIST_SHAPE))
+    return math.prod(model_shape(hparams))
 
 
 def copied_hparams(own: dict[str, Any], trained: dict[str, Any], trained_as: str) -> dict[str, Any]:
@@ -479,6 +511,11 @@ def _checked_training_hparams(
     """training_hparams(run, config), refused in one line where its regime is unknown or
     stops early without a validation split."""
     values = dict(run.values)
+    if values.get(ARCHITECTURE, DEFAULT_FAMILY) not in FAMILIES:
+        raise ConfigError(
+            f"config key 'architectures' holds {values[ARCHITECTURE]!r}, not a model family: "
+            f"use some of {', '.join(FAMILIES)}"
+        )
     if REGIME in values and values[REGIME] not in config.get("training_regimes", {}):
         raise ConfigError(
             f"config key 'trainings' holds {values[REGIME]!r}, not a key of "
