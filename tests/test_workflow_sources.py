@@ -1,9 +1,11 @@
 """The whole study end to end on the new sources, through the real `snakemake` command line:
-scikit-learn's 8x8 digits written as an image folder, and 32x32 colour shapes as an .npz."""
+scikit-learn's 8x8 digits written as an image folder (both model families, its explorer read
+in Chromium), and 32x32 colour shapes as an .npz."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import matplotlib.image
 import numpy as np
@@ -12,14 +14,15 @@ import pytest
 import torch
 from source_data import DIGIT_CLASSES, SHAPE_CLASSES, write_digits_folder, write_shapes_npz
 from conftest import copy_workflow, snakemake
+from test_explorer import _LOADED, _POINT, _SHOWN, CHROMIUM, _loneliest, _offsite
 
 pytestmark = pytest.mark.workflow
 
 FEW = ("epochs=3", "seeds=[0,1]")
 
 
-def run_study(workdir, source, dataset):
-    config = ("--config", f"source={source}", f"dataset={dataset}", *FEW)
+def run_study(workdir, source, dataset, *more):
+    config = ("--config", f"source={source}", f"dataset={dataset}", *FEW, *more)
     snakemake(workdir, "--cores", "2", *config)
     report = f"results/{dataset}/report.html"
     snakemake(workdir, "--cores", "2", *config, "--report", report)
@@ -47,14 +50,63 @@ def check_study(study, models: int, shape: tuple[int, int, int], classes: list[s
     return matplotlib.image.imread(study / "figures/reconstructions.png")
 
 
-def test_digits_as_an_image_folder_end_to_end(tmp_path):
+def test_digits_as_an_image_folder_end_to_end_in_both_families(tmp_path):
     folder = write_digits_folder(tmp_path / "digits")
     workdir = copy_workflow(tmp_path / "study")
-    study = run_study(workdir, folder, "digits")
+    study = run_study(workdir, folder, "digits", "architectures=[mlp,conv]")
     [data] = (workdir / "results/data").glob("digits-imagefolder-*")
     with np.load(data / "dataset.npz", allow_pickle=False) as arrays:
         assert arrays["x_train"].shape == (1437, 8, 8) and arrays["x_test"].shape == (360, 8, 8)
-    check_study(study, 6, (8, 8, 1), DIGIT_CLASSES)
+    check_study(study, 12, (8, 8, 1), DIGIT_CLASSES)
+    # the conv family: its own runs, counted and built as its hparams say, answered apart
+    hparams = json.loads((study / "models/depth3_dim2_seed1_archconv/hparams.json").read_text())
+    assert hparams["architecture"] == "conv" and hparams["widths"] == [16, 32, 64]
+    assert hparams["training_path"] == "autograd"
+    state = torch.load(study / "models/depth3_dim2_seed1_archconv/model.pt", weights_only=True)
+    assert state["encoder.0.weight"].shape == (16, 1, 3, 3)
+    assert hparams["params"] == sum(t.numel() for t in state.values())
+    findings = (study / "findings.md").read_text()
+    for family in ("conv", "mlp"):
+        assert f"1 → 2 hidden layers (latent size 2, architecture {family})" in findings
+    for name in ("depth1_dim2_archconv_reconstructions", "depth3_dim2_archconv_latent"):
+        assert (study / f"figures/{name}.png").stat().st_size > 10_000
+    if CHROMIUM:
+        check_explorer_in_chromium(study / "explorer.html", thumbnail_width=8)
+
+
+def check_explorer_in_chromium(page_file, thumbnail_width):
+    """Open the explorer offline: hovering a point shows its image and reconstruction at the
+    data's size, and the architecture menu switches to the conv family's model."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    requests = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("request", lambda request: requests.append(request.url))
+        page.route(re.compile(r"^(?!file:|data:)"), lambda route: route.abort())
+        page.goto(page_file.as_uri())
+        page.wait_for_function(_LOADED, timeout=30_000)
+        shown = page.evaluate(_SHOWN)
+        assert shown["title"] == "autoencoder, depth 1, latent size 2, seed 0"
+        points = page.evaluate(
+            "() => { const d = Bokeh.documents[0].get_model_by_name('shown').data;"
+            " return [Array.from(d.x), Array.from(d.y)]; }"
+        )
+        point = page.evaluate(_POINT, _loneliest(np.array(points).T))
+        page.mouse.move(point["x"], point["y"])
+        tooltip = page.get_by_text("test image").locator("xpath=../..")
+        tooltip.wait_for(state="visible", timeout=10_000)
+        widths = tooltip.locator("img").evaluate_all("(images) => images.map((i) => i.naturalWidth)")
+        assert widths == [thumbnail_width, thumbnail_width]  # decoded at the data's size
+        menu = page.locator(".bk-input-group", has_text="architecture").locator("select")
+        menu.select_option("conv")
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('latent-space').title.text"
+            ".includes('architecture conv')"
+        )
+        assert not np.allclose(page.evaluate(_SHOWN)["x"], shown["x"])
+        browser.close()
+    assert _offsite(requests) == []
 
 
 def test_colour_shapes_as_an_npz_end_to_end_in_colour(tmp_path):
