@@ -230,6 +230,20 @@ def test_an_unused_hidden_size_reruns_nothing_but_the_snapshot(study):
     assert planned(study, hidden_sizes="[500,300,100,64]") == SNAPSHOT
 
 
+def test_the_conv_familys_channels_rerun_nothing_in_an_mlp_study(study):
+    assert planned(study, conv_channels="[8,16,32]") == SNAPSHOT
+
+
+def test_adding_the_conv_family_trains_only_its_models(study):
+    # the MLP's runs keep their ids and training; their records gain the architecture
+    # column, so their latents, metrics and figures are redone, not their training
+    conv = model_chain(1) | model_chain(3)
+    conv = {job.replace("seed0)", "seed0_archconv)").replace("_dim2)", "_dim2_archconv)")
+            for job in conv}
+    mlp = {job for job in model_chain(1) | model_chain(3) if not job.startswith("train(")}
+    assert planned(study, architectures="[mlp,conv]") == conv | mlp | AGGREGATES | SNAPSHOT
+
+
 def test_plot_digits_reruns_only_the_reconstruction_figures(study):
     assert (
         planned(study, plot_digits="5")
