@@ -97,15 +97,19 @@ def test_training_jobs_compute_with_the_configs_threads_whatever_the_cores(workf
 
 
 def test_training_priority_orders_jobs_by_their_work():
-    from aedepth.grid import parameter_count
-
-    def priority(widths, epochs):
-        return cpus.training_priority({"params": parameter_count(widths, 2), "epochs": epochs})
+    def priority(widths, epochs, architecture="mlp"):
+        hparams = {"widths": widths, "latent_dim": 2, "epochs": epochs}
+        return cpus.training_priority(hparams | {"architecture": architecture})
 
     article = [priority([500, 300, 100][:depth], 50) for depth in (1, 2, 3)]
     assert article == sorted(article) and len(set(article)) == 3  # deeper: longer, first
+    assert article[0] == round(787_786 * 50 / 1e4)  # the MLP's work: its parameters x epochs
     assert priority([500], 300) > priority([500, 300, 100], 50)  # a converged run: longest
     assert priority([2], 1) == 1  # never 0, the priority of every other job
+    # the conv family by its multiply-adds, not its parameters (51,651 for [16, 32, 64], far
+    # fewer than the MLP's, for about as much work per image)
+    conv = [priority([16, 32, 64][:depth], 50, "conv") for depth in (1, 2, 3)]
+    assert conv == sorted(conv) and conv[2] > article[0] // 2
 
 
 def test_busy_seconds_count_every_state_but_idle_and_iowait_of_the_cpus_asked(tmp_path):

@@ -108,13 +108,20 @@ def busy_cpu_seconds(cpus: Iterable[int], stat: Path = Path("/proc/stat")) -> fl
 
 
 def training_priority(hparams: dict) -> int:
-    """Snakemake priority of a training job: its work (parameters x epochs, in 10,000s).
+    """Snakemake priority of a training job: its work (multiply-adds per image x epochs, in
+    10,000s, as its family counts them: the MLP's are its parameters).
 
     Longest first: the shortest trainings then end the run, and the other CPUs fill that time
     with the evaluations and figures of the finished models. In whatever order Snakemake picked
     (it picked a depth-3 model last), one CPU idled for 280 of the default study's 1,757 s.
     """
-    return max(1, round(hparams["params"] * hparams["epochs"] / 1e4))
+    from aedepth.families import family_of  # here: the other helpers need no grid
+    from aedepth.grid import model_shape
+
+    work = family_of(hparams).multiply_adds(
+        hparams["widths"], hparams["latent_dim"], model_shape(hparams)
+    )
+    return max(1, round(work * hparams["epochs"] / 1e4))
 
 
 def cpu_model() -> str:
