@@ -214,6 +214,9 @@ def train(
     patience = hparams.get("early_stopping_patience", 0)
     fit_images, val_images, test_images = _splits(hparams, x_train, y_train, x_test, device)
     torch.manual_seed(hparams["seed"])  # the one place seeds are set: weight init, dropout
+    # cuDNN's fastest convolution kernels may add in any order (the conv family on a GPU):
+    # ask for its deterministic ones, chosen without timing them
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     flushed = _flush_subnormals_or_say()  # before any computation starts compute threads
     model = build_model(hparams).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=hparams["learning_rate"], fused=True)
