@@ -38,8 +38,8 @@ def workdir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_the_four_examples_exist_and_the_readme_lists_each():
-    assert NAMES == ["deeper-sweep", "fashion-mnist-folder", "latent-sizes", "sample"]
+def test_the_five_examples_exist_and_the_readme_lists_each():
+    assert NAMES == ["deeper-sweep", "families", "fashion-mnist-folder", "latent-sizes", "sample"]
     readme = (REPO / "README.md").read_text()
     for name in NAMES:
         assert f"examples/{name}.yaml" in readme
@@ -69,7 +69,7 @@ def test_example_plans_its_study(path, workdir):
     jobs = jobs_in(dry.stdout)
     trained = [job for job in jobs if job.startswith("train(")]
     copied = [job for job in jobs if job.startswith("copy_training(")]
-    axes = ("depths", "latent_dims", "seeds", "arms", "trainings")
+    axes = ("depths", "latent_dims", "seeds", "arms", "trainings", "architectures")
     assert len(trained) + len(copied) == math.prod(len(config[axis]) for axis in axes)
     # in both arms the matched deepest models are the article's (deeper-sweep: depths 5, 6)
     deepest = {"deeper-sweep": 2}.get(path.stem, 1) if len(config["arms"]) == 2 else 0
