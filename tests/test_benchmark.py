@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -179,3 +180,85 @@ def test_the_jobs_a_benchmark_waits_for_count_as_its_own_cpu_time():
     # os.times() counts children in clock ticks: 0.5 s may read as 0.49999 or one tick short.
     tick = 1 / os.sysconf("SC_CLK_TCK")
     assert OtherLoad()._sample()[2] - before >= 0.5 - 2 * tick
+
+
+TSV_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def test_memory_benchmark_reads_every_jobs_rss_and_names_the_largest(tmp_path):
+    """data_memory.py: Snakemake's benchmark files (NA where a job ended before the first
+    sample), by rule and job, joined with the exact peaks; the largest reading wins."""
+    data_memory = benchmark_module("data_memory")
+    files = {
+        "data/npz-1234/benchmarks/prepare_data.tsv": "0.41\t0:00:00\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA",
+        "s/benchmarks/train/depth1_dim2_seed0.tsv": "11.6\t0:00:11\t764.5\t4000\t1\t1\t0\t0\t90\t10",
+        "s/benchmarks/evaluate/depth1_dim2_seed0.tsv": "8.7\t0:00:08\t780.0\t4000\t1\t1\t0\t0\t90\t8",
+        "s/benchmarks/explorer.tsv": "15.3\t0:00:15\t907.0\t4000\t1\t1\t0\t0\t90\t14",
+    }
+    for name, line in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(TSV_HEADER + line + "\n")
+    rows = data_memory.read_benchmarks(tmp_path)
+    assert {(r["rule"], r["job"]): (r["seconds"], r["max_rss_mb"]) for r in rows} == {
+        ("prepare_data", ""): (0.41, None),
+        ("train", "depth1_dim2_seed0"): (11.6, 764.5),
+        ("evaluate", "depth1_dim2_seed0"): (8.7, 780.0),
+        ("explorer", ""): (15.3, 907.0),
+    }
+    exact = {
+        ("prepare_data", ""): 189.0,
+        ("evaluate", "depth1_dim2_seed0"): 918.0,  # above its sampled 780
+        ("summarize", ""): 192.0,  # no benchmark file
+    }
+    table = data_memory.job_table(rows, exact)
+    assert [(r["rule"], r["max_rss_mb"], r["exact_peak_mb"]) for r in table] == [
+        ("evaluate", 780.0, 918.0),
+        ("explorer", 907.0, None),
+        ("prepare_data", None, 189.0),
+        ("summarize", None, 192.0),
+        ("train", 764.5, None),
+    ]
+    peak, where = data_memory.largest(table)
+    assert (peak, where["rule"]) == (918.0, "evaluate")
+    assert data_memory.per_rule(table)["evaluate"] == (1, 780.0, 918.0)
+
+
+def test_memory_benchmark_probe_records_a_jobs_own_peak(tmp_path):
+    """The sitecustomize the benchmark puts on the jobs' path writes each script job's rule,
+    wildcards and own peak RSS at exit, also where the process ends with os._exit."""
+    data_memory = benchmark_module("data_memory")
+    (tmp_path / "sitecustomize.py").write_text(data_memory.PROBE)
+    log = tmp_path / "rss.jsonl"
+    job = (
+        "import os, types\n"
+        "snakemake = types.SimpleNamespace(rule='train', wildcards=['depth1_dim2_seed0'])\n"
+        "held = b'x' * (64 * 2**20)\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(tmp_path), "AEDEPTH_RSS_LOG": str(log)}
+    subprocess.run([sys.executable, "-c", job], env=env, check=True)
+    subprocess.run([sys.executable, "-c", "import os; os._exit(0)"], env=env, check=True)
+    jobs, others = data_memory.read_probe(log)
+    assert list(jobs) == [("train", "depth1_dim2_seed0")]
+    # its own peak: not the ~600 MiB (torch imported) of this test's process that started it
+    assert 64 < jobs["train", "depth1_dim2_seed0"] < 200
+    assert len(others) == 1 and others[0][0] < jobs["train", "depth1_dim2_seed0"]
+
+
+def test_memory_benchmark_data_is_a_valid_npz_source(tmp_path):
+    """The streamed .npz reads as the workflow reads a source: uint8 RGB images, balanced
+    labels, the class names; each image the same whatever range is generated."""
+    from aedepth.sources import load_npz, npz_classes
+
+    data_memory = benchmark_module("data_memory")
+    path = tmp_path / "small.npz"
+    data_memory.write_npz(path, train=2_500, test=30, size=16, seed=3)
+    arrays = load_npz(path, [])
+    assert arrays["x_train"].shape == (2_500, 16, 16, 3) and arrays["x_train"].dtype == "uint8"
+    assert arrays["x_test"].shape == (30, 16, 16, 3)
+    assert (np.bincount(arrays["y_train"]) == 250).all()
+    assert npz_classes(path, []) == data_memory.CLASSES
+    x, y = data_memory.images(1_990, 2_010, 16, 3, 0)  # across two chunks
+    assert (x == arrays["x_train"][1_990:2_010]).all() and (
+        y == arrays["y_train"][1_990:2_010]
+    ).all()
+    assert len(np.unique(arrays["x_train"][:10].reshape(10, -1), axis=0)) == 10
