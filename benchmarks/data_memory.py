@@ -440,7 +440,8 @@ def main() -> None:
             f"# the largest process of the run, its whole life (jobs' interpreter shut-down and "
             f"Snakemake included): {tree_mib:,.0f} MiB"
         )
-        print(f"# wall {wall:.0f} s ({math.floor(wall / 60)} min {wall % 60:.0f} s)")
+        minutes, seconds = divmod(round(wall), 60)
+        print(f"# wall {wall:.0f} s ({minutes} min {seconds} s)")
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)

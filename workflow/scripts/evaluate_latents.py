@@ -12,17 +12,19 @@ from aedepth.summary import budget_columns, convergence, kept_losses, size_colum
 HISTORY = ("epoch", "train_loss", "val_loss", "test_loss", "kept")
 
 with job_log(snakemake.log[0]):
-    data = load_dataset(snakemake.input.data)
+    # only the test images: the rest is freed at once (x_train would be 147 MB of a peak
+    # of 1.4 GB on CIFAR-10-sized data; benchmarks/data_memory.py)
+    images = load_dataset(snakemake.input.data)["x_test"]
     with reading(snakemake.input.latents, "the latents Parquet aedepth wrote"):
         splits, _ = read_latents(snakemake.input.latents)
     hparams = read_json(snakemake.input.hparams, ("widths", "latent_dim", "params"))
     model = load_model(snakemake.input.weights, hparams)
-    x_test = unit_pixels(data["x_test"])
+    x_test = unit_pixels(images)
     scores, per_image = score_embedding(
         *splits["train"],
         *splits["test"],
         x_test,
-        reconstruct_images(model, data["x_test"]),
+        reconstruct_images(model, images),
         **snakemake.params.metrics,
     )
     history = read_table(snakemake.input.history, HISTORY, HISTORY)
