@@ -34,7 +34,6 @@ import argparse
 import csv
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import resource

@@ -42,7 +42,9 @@ def test_the_study_line_puts_the_run_next_to_the_flop_limit(tmp_path):
         model(tmp_path, f"depth{i + 1}_dim2_seed0", widths, 50)
         job(tmp_path, "train", f"depth{i + 1}_dim2_seed0", start + 110 + 10 * i, 100)
     job(tmp_path, "evaluate", "y", start + 140, 10)
-    flop = sum(training_flop({"widths": w, "latent_dim": 2}, 60_000, 50) for w in ([500], [500, 300]))
+    flop = sum(
+        training_flop({"widths": w, "latent_dim": 2}, 60_000, 50) for w in ([500], [500, 300])
+    )
     line = study_line(tmp_path, 60_000, peak_gflops=100.0, since=start)
     limit = flop / 100e9
     speed = f"{flop / 1e12:.3g} TFLOP of training at {flop / 110 / 1e9:.0f} GFLOP/s"

@@ -22,8 +22,12 @@ PCA = {"pca": type("B", (), {"seeded": False})}
 
 
 def hparams_of(family, widths, shape, latent_dim=2):
-    return {"widths": widths, "latent_dim": latent_dim, "architecture": family,
-            "image_shape": list(shape)}
+    return {
+        "widths": widths,
+        "latent_dim": latent_dim,
+        "architecture": family,
+        "image_shape": list(shape),
+    }
 
 
 def test_every_family_has_a_model():
@@ -77,7 +81,10 @@ def test_a_conv_model_trains_on_the_plain_loop_the_same_twice(tmp_path):
     y_train = np.repeat(np.arange(10), 30)
     x_test = x_train[:50]
     hparams = hparams_of(CONV, [4, 8], (8, 8, 1)) | {
-        "seed": 3, "epochs": 2, "batch_size": 32, "learning_rate": 1e-3
+        "seed": 3,
+        "epochs": 2,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
     }
     weights = []
     for attempt in range(2):
@@ -97,7 +104,9 @@ def test_architectures_add_an_axis_that_leaves_the_mlps_runs_as_they_were():
     conv = [run for run in both.models if run["architecture"] == "conv"]
     assert [run.id for run in mlp] == [run.id for run in mlp_only.models]  # depth1_dim2_seed0
     assert [run.id for run in conv] == [
-        "depth1_dim2_seed0_archconv", "depth2_dim2_seed0_archconv", "depth3_dim2_seed0_archconv"
+        "depth1_dim2_seed0_archconv",
+        "depth2_dim2_seed0_archconv",
+        "depth3_dim2_seed0_archconv",
     ]
     config = config_with(seeds=[0], architectures=["mlp", "conv"])
     for old, new in zip(mlp_only.models, mlp):
@@ -127,11 +136,18 @@ def test_conv_codes_do_not_collapse_to_a_constant(depth, tmp_path):
     data = load_sample(0.2)
     x_train, y_train, x_test = data["x_train"], data["y_train"], data["x_test"]
     hparams = hparams_of(CONV, [16, 32, 64][:depth], (28, 28, 1)) | {
-        "depth": depth, "epochs": 3, "batch_size": 128, "learning_rate": 1e-3
+        "depth": depth,
+        "epochs": 3,
+        "batch_size": 128,
+        "learning_rate": 1e-3,
     }
     for seed in range(3):
         model, _, _ = train(
-            hparams | {"seed": seed}, x_train, y_train, x_test, tmp_path / f"{seed}.pt",
+            hparams | {"seed": seed},
+            x_train,
+            y_train,
+            x_test,
+            tmp_path / f"{seed}.pt",
             torch.device("cpu"),
         )
         codes = encode_images(model, x_test[:1000])

@@ -238,8 +238,10 @@ def test_adding_the_conv_family_trains_only_its_models(study):
     # the MLP's runs keep their ids and training; their records gain the architecture
     # column, so their latents, metrics and figures are redone, not their training
     conv = model_chain(1) | model_chain(3)
-    conv = {job.replace("seed0)", "seed0_archconv)").replace("_dim2)", "_dim2_archconv)")
-            for job in conv}
+    conv = {
+        job.replace("seed0)", "seed0_archconv)").replace("_dim2)", "_dim2_archconv)")
+        for job in conv
+    }
     mlp = {job for job in model_chain(1) | model_chain(3) if not job.startswith("train(")}
     assert planned(study, architectures="[mlp,conv]") == conv | mlp | AGGREGATES | SNAPSHOT
 

@@ -96,7 +96,9 @@ def check_explorer_in_chromium(page_file, thumbnail_width):
         page.mouse.move(point["x"], point["y"])
         tooltip = page.get_by_text("test image").locator("xpath=../..")
         tooltip.wait_for(state="visible", timeout=10_000)
-        widths = tooltip.locator("img").evaluate_all("(images) => images.map((i) => i.naturalWidth)")
+        widths = tooltip.locator("img").evaluate_all(
+            "(images) => images.map((i) => i.naturalWidth)"
+        )
         assert widths == [thumbnail_width, thumbnail_width]  # decoded at the data's size
         menu = page.locator(".bk-input-group", has_text="architecture").locator("select")
         menu.select_option("conv")

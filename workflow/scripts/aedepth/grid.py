@@ -405,7 +405,9 @@ def parameter_count(
     return FAMILIES[architecture].parameters(widths, latent_dim, tuple(shape))
 
 
-def matched_widths(taper: list[int], budget: int, count: Callable[[list[float]], float]) -> list[int]:
+def matched_widths(
+    taper: list[int], budget: int, count: Callable[[list[float]], float]
+) -> list[int]:
     """Widths of the shape of `taper` (each scaled by one factor, rounded) whose parameter
     count (`count(widths)`) is the closest to `budget`: the count grows monotonically with
     the factor, so bisect it, round, then nudge the first width to the nearest count."""

@@ -86,7 +86,9 @@ class ConvAutoencoder(nn.Module):
             (h_out, w_out), (h_in, w_in) = sizes[i], sizes[i + 1]
             padding = (h_out - 2 * h_in + 1, w_out - 2 * w_in + 1)
             decoder.append(
-                nn.ConvTranspose2d(widths[i], outs[i], 3, stride=2, padding=1, output_padding=padding)
+                nn.ConvTranspose2d(
+                    widths[i], outs[i], 3, stride=2, padding=1, output_padding=padding
+                )
             )
             if i > 0:
                 decoder.append(nn.ReLU())
