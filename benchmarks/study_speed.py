@@ -34,10 +34,16 @@ from pathlib import Path
 
 from aedepth.cpus import cpu_model, training_priority, training_reservation, usable_cpus
 from aedepth.efficiency import fp32_peak, training_flop
-from aedepth.grid import parameter_count
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_EPOCHS = 50  # the default study's epochs, for the projection
+
+
+def mlp_flop(widths: list[int], images: int, epochs: int) -> float:
+    """Training FLOPs of the MLP with these widths and a 2-D code (aedepth.efficiency)."""
+    return training_flop({"widths": widths, "latent_dim": 2}, images, epochs)
+
+
 COLUMNS = ("run", "threads", "seconds", "epoch_s", "gflop", "training_path", "matmul_route")
 
 
@@ -148,8 +154,7 @@ def main() -> None:
                 )
             )
             specs.append(spec)
-            params = parameter_count(hparams["widths"], hparams["latent_dim"])
-            priority[spec] = training_priority({"params": params, "epochs": STUDY_EPOCHS})
+            priority[spec] = training_priority(hparams | {"epochs": STUDY_EPOCHS})
         # longest first, as the workflow's priorities start them (aedepth.cpus.training_priority)
         specs.sort(key=lambda spec: -priority[spec])
         load.start()
@@ -159,7 +164,7 @@ def main() -> None:
     peak_after = max(fp32_peak(cpus).values())
     peak = max(peak_before, peak_after)
 
-    flop = sum(training_flop(args.hidden_sizes[:d], 2, images, args.epochs) for d, _ in models)
+    flop = sum(mlp_flop(args.hidden_sizes[:d], images, args.epochs) for d, _ in models)
     study_flop = flop * STUDY_EPOCHS / args.epochs
     achieved = flop / wall / 1e9
     limit = study_flop / (peak * 1e9)
@@ -184,7 +189,7 @@ def main() -> None:
     rows = []
     for name, r in results.items():
         depth = int(name.split("_")[0].removeprefix("depth"))
-        gflop = training_flop(args.hidden_sizes[:depth], 2, images, args.epochs) / 1e9
+        gflop = mlp_flop(args.hidden_sizes[:depth], images, args.epochs) / 1e9
         rows.append(
             {
                 "run": name,
