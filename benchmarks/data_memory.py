@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aedepth.cpus import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 # What a user's clone holds that the workflow needs, as tests/conftest.py copies it.
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles", "requirements.txt")
@@ -285,23 +287,6 @@ def per_rule(rows: list[dict]) -> dict[str, tuple[int, float | None, float | Non
 # --- the run -----------------------------------------------------------------------------------
 
 
-def cpu_name() -> str:
-    """lscpu's "Model name", else /proc/cpuinfo's, else the platform's word."""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def own_peak_mib() -> float:
     """This process's own peak RSS (VmHWM; ru_maxrss where /proc is missing), MiB."""
     try:
@@ -389,7 +374,7 @@ def main() -> None:
         }
 
         print(
-            f"# {cpu_name()}, {os.cpu_count()} CPU(s), --cores {args.cores}; "
+            f"# {cpu_model()}, {os.cpu_count()} CPU(s), --cores {args.cores}; "
             f"torch {importlib.metadata.version('torch')}, "
             f"snakemake {importlib.metadata.version('snakemake')}, Python {platform.python_version()}"
         )
