@@ -10,6 +10,7 @@ import copy
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,6 +208,137 @@ def test_a_folder_without_train_and_test_is_read_as_idx_files(tmp_path):
 def test_only_test_is_refused(tmp_path):
     (tmp_path / "half" / "test" / "a").mkdir(parents=True)
     assert "half/train: not a folder" in error_of(source=str(tmp_path / "half"), dataset="x")
+
+
+# --- pixel modes ---------------------------------------------------------------------------------
+
+
+def grey_first_folder(root, odd: Image.Image):
+    """small_folder with train/2/00002.png (after the grey first image) replaced by `odd`."""
+    small_folder(root)
+    odd.save(root / "train" / "2" / "00002.png")
+    return root
+
+
+def test_a_palette_of_greys_reads_as_grey_and_a_coloured_palette_as_colour(tmp_path):
+    levels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    grey = Image.fromarray(levels).convert("P")
+    colour = Image.fromarray(np.stack([levels, levels // 2, 255 - levels], axis=2)).quantize(64)
+    for name, image, channels in (("grey", grey, 1), ("colour", colour, 3)):
+        path = tmp_path / f"{name}.png"
+        image.save(path)
+        assert Image.open(path).mode == "P"
+        assert sources.image_shape_of(path) == (8, 8, channels)
+    root = grey_first_folder(tmp_path / "palette", grey)
+    x = sources.load_image_folder(root)["x_train"]
+    assert x.ndim == 3
+    position = [p.name for p, _ in sources.folder_files(root)["train"]].index("00002.png")
+    assert np.array_equal(x[position], levels)
+
+
+def test_sixteen_bit_grey_is_scaled_to_eight_bits_not_clipped(tmp_path):
+    wide = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1040  # 0 .. 65,520
+    root = grey_first_folder(tmp_path / "wide", Image.fromarray(wide))
+    assert Image.open(root / "train" / "2" / "00002.png").mode == "I;16"
+    x = sources.load_image_folder(root)["x_train"]
+    position = [p.name for p, _ in sources.folder_files(root)["train"]].index("00002.png")
+    assert np.array_equal(x[position], np.rint(wide / 257).astype(np.uint8))
+
+
+def test_a_colour_image_after_a_grey_first_is_named_and_rgb_of_greys_is_grey(tmp_path):
+    levels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    greyish = Image.fromarray(np.stack([levels] * 3, axis=2))
+    root = grey_first_folder(tmp_path / "greyish", greyish)
+    position = [p.name for p, _ in sources.folder_files(root)["train"]].index("00002.png")
+    assert np.array_equal(sources.load_image_folder(root)["x_train"][position], levels)
+    coloured = Image.fromarray(np.stack([levels, levels, levels + 1], axis=2))
+    root = grey_first_folder(tmp_path / "coloured", coloured)
+    with pytest.raises(
+        UserFacingError,
+        match=r"train/2/00002\.png: a colour image, but \S*train/0/00003\.png, the first, is grey",
+    ):
+        sources.load_image_folder(root)
+
+
+def test_a_grey_image_among_colour_ones_is_repeated_in_three_channels(tmp_path):
+    images = np.random.default_rng(3).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    root = write_image_folder(tmp_path / "rgb", images, np.arange(6) % 2, test_every=3)
+    levels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    Image.fromarray(levels).save(root / "train" / "1" / "00005.png")
+    arrays = sources.load_image_folder(root)
+    position = [p.name for p, _ in sources.folder_files(root)["train"]].index("00005.png")
+    assert np.array_equal(arrays["x_train"][position], np.stack([levels] * 3, axis=2))
+
+
+def test_float_pixels_are_refused_naming_the_file(tmp_path):
+    root = small_folder(tmp_path / "float")
+    Image.fromarray(np.ones((8, 8), np.float32)).save(root / "train" / "0" / "00003.tiff")
+    (root / "train" / "0" / "00003.png").unlink()
+    assert "00003.tiff: floating-point pixels have no fixed range" in error_of(
+        source=str(root), dataset="x"
+    )
+
+
+# --- a folder of class folders ------------------------------------------------------------------
+
+
+def write_tree(root, per_class=(10, 7, 3)):
+    """root/<class>/<n>.png, no train/ or test/: `per_class` distinct 8x8 grey images each."""
+    for label, count in enumerate(per_class):
+        (root / f"class{label}").mkdir(parents=True, exist_ok=True)
+        for n in range(count):
+            image = np.full((8, 8), 10 * label + n, np.uint8)
+            Image.fromarray(image).save(root / f"class{label}" / f"{n:03d}.png")
+    return root
+
+
+def test_a_folder_of_class_folders_keeps_a_fifth_of_each_class_for_testing(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    root = write_tree(tmp_path / "tree")
+    files = sources.folder_files(root)
+    assert sources.source_kind(str(root)) == sources.IMAGE_FOLDER
+    assert sources.folder_classes(root) == ImageFolder(str(root)).classes
+    tested = [sum(1 for _, label in files["test"] if label == c) for c in range(3)]
+    assert tested == [2, 1, 1]  # round(0.2 * n)
+    # every image once, each split in ImageFolder's order
+    reference = [(Path(path), label) for path, label in ImageFolder(str(root)).samples]
+    assert sorted(files["train"] + files["test"]) == sorted(reference)
+    for split in sources.SPLITS:
+        assert files[split] == [entry for entry in reference if entry in files[split]]
+    arrays = sources.load_image_folder(root)
+    assert arrays["x_train"].shape == (16, 8, 8) and arrays["x_test"].shape == (4, 8, 8)
+
+
+def test_the_tree_split_is_seeded_per_class(tmp_path):
+    root = write_tree(tmp_path / "tree")
+    before = sources.folder_files(root)["test"]
+    assert sources.folder_files(write_tree(tmp_path / "again"))["test"] == [
+        (tmp_path / "again" / path.relative_to(root), label) for path, label in before
+    ]
+    # new images in one class move no other class's test images
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "class1" / "100.png")
+    after = sources.folder_files(root)["test"]
+    assert [e for e in after if e[1] != 1] == [e for e in before if e[1] != 1]
+
+
+def test_a_tree_config_gets_its_classes_sizes_and_a_class_too_small_is_refused(tmp_path):
+    root = write_tree(tmp_path / "tree", per_class=(20, 15, 10, 10, 10))
+    config = config_with(source=str(root), dataset="tree")
+    validate_config(config, SCHEMA)
+    assert data_settings(config)["classes"] == [f"class{n}" for n in range(5)]
+    assert sources.source_sizes(str(root)) == (52, 13)
+    assert data_folder(config).startswith("results/data/tree-imagefolder-")
+    root = write_tree(tmp_path / "small", per_class=(10, 2))
+    assert f"{root / 'class1'}: 2 image(s); a folder without train/ and test/ keeps 20%" in (
+        error_of(source=str(root), dataset="x")
+    )
+
+
+def test_a_folder_of_idx_files_with_a_subfolder_is_still_idx(tmp_path):
+    (tmp_path / "idx" / "raw").mkdir(parents=True)
+    (tmp_path / "idx" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert sources.source_kind(str(tmp_path / "idx")) == sources.IDX
 
 
 # --- an .npz ------------------------------------------------------------------------------------

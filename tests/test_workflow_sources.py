@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from source_data import DIGIT_CLASSES, SHAPE_CLASSES, write_digits_folder, write_shapes_npz
+from PIL import Image
+from source_data import (
+    DIGIT_CLASSES,
+    SHAPE_CLASSES,
+    digits,
+    write_digits_folder,
+    write_shapes_npz,
+)
 from conftest import copy_workflow, snakemake
 from test_explorer import _LOADED, _POINT, _SHOWN, CHROMIUM, _loneliest, _offsite
 
@@ -72,6 +79,39 @@ def test_digits_as_an_image_folder_end_to_end_in_both_families(tmp_path):
         assert (study / f"figures/{name}.png").stat().st_size > 10_000
     if CHROMIUM:
         check_explorer_in_chromium(study / "explorer.html", thumbnail_width=8)
+
+
+def test_digits_as_one_folder_of_classes_are_split_and_prepared(tmp_path):
+    """One folder per class, no train/ or test/: the prepare job keeps a fifth of each class
+    for testing, as aedepth.sources lists them."""
+    from aedepth.sources import folder_files
+
+    images, labels = digits()
+    tree = tmp_path / "digits"
+    for index, (image, label) in enumerate(zip(images, labels)):
+        (tree / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tree / str(label) / f"{index:05d}.png")
+    workdir = copy_workflow(tmp_path / "study")
+    snakemake(
+        workdir,
+        "--cores",
+        "2",
+        "--until",
+        "prepare_data",
+        "--config",
+        f"source={tree}",
+        "dataset=digits",
+    )
+    [data] = (workdir / "results/data").glob("digits-imagefolder-*")
+    files = folder_files(tree)
+    with np.load(data / "dataset.npz", allow_pickle=False) as arrays:
+        for split in ("train", "test"):
+            assert arrays[f"y_{split}"].tolist() == [label for _, label in files[split]]
+        tested = sum(round(0.2 * count) for count in np.bincount(labels))  # a fifth of each class
+        assert arrays["x_train"].shape == (1797 - tested, 8, 8)
+        assert arrays["x_test"].shape == (tested, 8, 8)
+        first_test = int(files["test"][0][0].stem)
+        assert np.array_equal(arrays["x_test"][0], images[first_test])
 
 
 def check_explorer_in_chromium(page_file, thumbnail_width):

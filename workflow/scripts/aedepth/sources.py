@@ -25,9 +25,17 @@ SPLITS = ("train", "test")
 # torchvision.datasets.folder.IMG_EXTENSIONS (a test keeps them equal): torchvision itself
 # takes seconds to import, too slow for every Snakemake start.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-# Pillow modes read as one grey channel; every other mode is converted to RGB.
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+# Pillow modes read as one grey channel (a palette of greys is one too); every other mode is
+# converted to RGB. 16-bit grey is scaled to 8 bits: Pillow's convert("L") clips it at 255.
+GREY_MODES = ("1", "L", "LA", "I;16", "I;16L", "I;16B", "I;16N")
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+# 32-bit integer and float pixels have no fixed range to map to 0-255.
+NO_RANGE_MODES = ("I", "F")
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+# A folder of class folders without train/ and test/ keeps this fraction of each class for
+# testing, chosen by a generator seeded with the split seed afresh for each class.
+TREE_TEST_FRACTION, TREE_SPLIT_SEED = 0.2, 0
+TREE_LEAST_IMAGES = 3  # the fewest with a test image and a training image at 0.2
 
 
 class SourceError(UserFacingError):
@@ -35,16 +43,25 @@ class SourceError(UserFacingError):
 
 
 def source_kind(source: str) -> str:
-    """download, sample, imagefolder (a folder with train/ and test/), npz (an .npz file) or
-    idx (any other folder: the four IDX files)."""
+    """download, sample, imagefolder (a folder with train/ and test/, or a folder of class
+    folders and no IDX file), npz (an .npz file) or idx (any other folder: the four IDX files)."""
     if source in (DOWNLOAD, SAMPLE):
         return source
     path = Path(source)
     if path.suffix == ".npz" and not path.is_dir():
         return NPZ
-    if (path / "train").is_dir() or (path / "test").is_dir():
+    if (path / "train").is_dir() or (path / "test").is_dir() or _is_class_tree(path):
         return IMAGE_FOLDER
     return IDX
+
+
+def _is_class_tree(path: Path) -> bool:
+    """A folder of class folders: it has subfolders and no IDX file beside them."""
+    if not path.is_dir():
+        return False
+    entries = list(os.scandir(path))
+    idx_files = [e for e in entries if e.is_file() and "-idx" in e.name and "ubyte" in e.name]
+    return any(e.is_dir() for e in entries) and not idx_files
 
 
 def _stamp(path: Path) -> int:
@@ -68,29 +85,31 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def folder_classes(root: str | Path) -> list[str]:
-    """The class names of an image folder: its train/ subfolders, sorted (as ImageFolder)."""
+    """The class names of an image folder: its train/ subfolders (or, without train/ and test/,
+    its own), sorted (as ImageFolder)."""
     return list(_folder_listing(str(root), _stamps(root))[0])
 
 
 def folder_files(root: str | Path) -> dict[str, list[tuple[Path, int]]]:
     """split -> [(image file, class index)], in ImageFolder's order; refused in one line
     (SourceError) where a split is missing, a class folder holds no image, or test/ holds a
-    class train/ lacks."""
+    class train/ lacks. A folder of class folders is split by `tree_split`."""
     return _folder_listing(str(root), _stamps(root))[1]
 
 
 def _stamps(root: str | Path) -> tuple[int, ...]:
-    """Change stamps of the splits' folders and their class folders (where a file is added)."""
-    folders = [Path(root) / split for split in SPLITS]
-    for folder in list(folders):
-        if folder.is_dir():
-            folders += [Path(entry.path) for entry in os.scandir(folder) if entry.is_dir()]
-    return tuple(_stamp(folder) for folder in folders)
+    """Change stamps of the folder, its subfolders and theirs (where a file or class is added)."""
+    root = Path(root)
+    children = [Path(e.path) for e in os.scandir(root) if e.is_dir()] if root.is_dir() else []
+    grandchildren = [Path(e.path) for child in children for e in os.scandir(child) if e.is_dir()]
+    return tuple(_stamp(folder) for folder in [root, *children, *grandchildren])
 
 
 @functools.lru_cache(maxsize=8)
 def _folder_listing(root: str, _stamps: tuple[int, ...]) -> tuple[tuple[str, ...], dict]:
     base = Path(root)
+    if not any((base / split).is_dir() for split in SPLITS):
+        return _tree_listing(base)
     for split in SPLITS:
         if not (base / split).is_dir():
             raise SourceError(
@@ -123,6 +142,37 @@ def _folder_listing(root: str, _stamps: tuple[int, ...]) -> tuple[tuple[str, ...
     return tuple(classes), files
 
 
+def _tree_listing(base: Path) -> tuple[tuple[str, ...], dict]:
+    """The listing of a folder of class folders, split by `tree_split`."""
+    classes = sorted(e.name for e in os.scandir(base) if e.is_dir())
+    files = {split: [] for split in SPLITS}
+    for index, name in enumerate(classes):
+        found = image_files(base / name)
+        if len(found) < TREE_LEAST_IMAGES:
+            raise SourceError(
+                f"{base / name}: {len(found)} image(s); a folder without train/ and test/ keeps "
+                f"{TREE_TEST_FRACTION:.0%} of each class for testing, so each class needs "
+                f"{TREE_LEAST_IMAGES} at least: add images, remove the folder, or split the "
+                "images into train/<class>/ and test/<class>/ yourself"
+            )
+        for split, paths in zip(SPLITS, tree_split(found)):
+            files[split] += [(path, index) for path in paths]
+    return tuple(classes), files
+
+
+def tree_split(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(train, test) of one class's images in a folder without train/ and test/: a fraction
+    TREE_TEST_FRACTION of them (rounded) for testing, drawn by a generator seeded with
+    TREE_SPLIT_SEED afresh for each class, so that another class's images never move them;
+    both in the listing's order."""
+    generator = np.random.default_rng(TREE_SPLIT_SEED)
+    test_count = int(round(len(paths) * TREE_TEST_FRACTION))
+    chosen = set(generator.permutation(len(paths))[:test_count].tolist())
+    train = [path for position, path in enumerate(paths) if position not in chosen]
+    test = [path for position, path in enumerate(paths) if position in chosen]
+    return train, test
+
+
 def _open_image(path: Path):
     """The image at `path`, opened lazily (header only); a file Pillow cannot read, or past its
     pixel limit (Image.MAX_IMAGE_PIXELS: a decompression bomb), refused naming it."""
@@ -144,17 +194,34 @@ def _open_image(path: Path):
         ) from None
 
 
+def image_channels(path: Path, image) -> int:
+    """1 for a grey image (a grey mode, or a palette of greys only), 3 for colour; an image
+    whose pixels have no fixed range (32-bit integer or float) refused naming the file."""
+    if image.mode in NO_RANGE_MODES:
+        raise SourceError(
+            f"{path}: {'32-bit integer' if image.mode == 'I' else 'floating-point'} pixels "
+            "have no fixed range: save it with 8 or 16 bits per channel"
+        )
+    if image.mode in GREY_MODES:
+        return 1
+    if image.mode in ("P", "PA"):
+        palette = image.getpalette() or []
+        return 1 if palette[0::3] == palette[1::3] == palette[2::3] else 3
+    return 3
+
+
 def image_shape_of(path: Path) -> tuple[int, int, int]:
-    """(height, width, channels) of the image file: 1 channel for grey modes, else 3."""
+    """(height, width, channels) of the image file: 1 channel for grey, 3 for colour."""
     with _open_image(path) as image:
         width, height = image.size
-        return height, width, 1 if image.mode in GREY_MODES else 3
+        return height, width, image_channels(path, image)
 
 
 def load_image_folder(root: str | Path) -> dict[str, np.ndarray]:
     """The images of an image folder as uint8 arrays (N, H, W) or (N, H, W, 3) with their class
     indices: decoded one at a time into one preallocated array per split. Every image must
-    have the size of the first training image; the first that differs is named."""
+    have the size of the first training image, and be grey where it is; the first that
+    differs is named."""
     files = folder_files(root)
     first = files["train"][0][0]
     height, width, channels = image_shape_of(first)
@@ -177,12 +244,30 @@ def _decode(path: Path, size: tuple[int, int], channels: int, first: Path) -> np
                 f"{path}: {image.width}x{image.height} pixels, but {first} has "
                 f"{size[1]}x{size[0]}: every image must have one size; resize or remove it"
             )
+        own = image_channels(path, image)
         try:
-            return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+            if own == 1 and image.mode in SIXTEEN_BIT:
+                pixels = np.rint(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8)
+            else:
+                pixels = np.asarray(image.convert("L" if own == 1 else "RGB"), dtype=np.uint8)
         except (OSError, ValueError, SyntaxError) as e:  # a header that parses, data that does not
             raise SourceError(
                 f"{path}: not a readable image ({type(e).__name__}: {e}): remove or replace it"
             ) from None
+    if channels == 3 and own == 1:
+        return np.repeat(pixels[..., None], 3, axis=2)
+    if channels == 1 and own == 3:
+        # an RGB file of grey pixels is grey; real colour would be lost
+        if not (
+            np.array_equal(pixels[..., 0], pixels[..., 1])
+            and np.array_equal(pixels[..., 0], pixels[..., 2])
+        ):
+            raise SourceError(
+                f"{path}: a colour image, but {first}, the first, is grey: every image must be "
+                "grey or every image colour; convert it to grey, or the first to colour"
+            )
+        return pixels[..., 0]
+    return pixels
 
 
 # --- an .npz ------------------------------------------------------------------------------------
