@@ -14,12 +14,13 @@ import base64
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import copy_workflow, jobs_in, snakemake
+from conftest import REPO, WORKFLOW_FILES, copy_workflow, jobs_in, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -331,7 +332,110 @@ def test_a_script_reruns_only_its_own_jobs(study_copy):
     }
 
 
+# The last commit before the image sources and model families: a study it made is what users
+# of that version have. Updating their checkout rewrites the files whose content changed.
+PREVIOUS_VERSION = "f98c2d1"
+
+
+def check_out(workdir: Path, files: dict[str, bytes]) -> None:
+    """Make the workflow files under `workdir` these (path -> content) as `git checkout` does:
+    a file of the same content keeps its time; a changed or new file is written now."""
+    for name in WORKFLOW_FILES:
+        for old in sorted((workdir / name).rglob("*")) if (workdir / name).is_dir() else []:
+            if old.is_file() and str(old.relative_to(workdir)) not in files:
+                old.unlink()
+    for name, content in files.items():
+        path = workdir / name
+        if not path.is_file() or path.read_bytes() != content:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+
+
+def workflow_files(commit: str | None) -> dict[str, bytes]:
+    """The workflow files of `commit` (None: this checkout), path -> content."""
+    if commit is None:
+        found = {}
+        for name in WORKFLOW_FILES:
+            source = REPO / name
+            paths = sorted(source.rglob("*")) if source.is_dir() else [source]
+            for path in paths:
+                if path.is_file() and "__pycache__" not in path.parts:
+                    found[str(path.relative_to(REPO))] = path.read_bytes()
+        return found
+    listing = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "-r", "--name-only", commit, *WORKFLOW_FILES],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return {
+        name: subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{commit}:{name}"], capture_output=True, check=True
+        ).stdout
+        for name in listing
+    }
+
+
+def outputs(workdir: Path) -> dict[str, bytes]:
+    """The study's files, path -> content, without logs and timings (which differ each run)."""
+    study = workdir / STUDY
+    return {
+        str(path.relative_to(study)): path.read_bytes()
+        for path in sorted(study.rglob("*"))
+        if path.is_file() and not {"logs", "benchmarks"} & set(path.relative_to(study).parts)
+    }
+
+
+def test_updating_from_the_previous_version_keeps_run_ids_files_and_numbers(tmp_path):
+    """A study made by the previous version, its checkout updated to this one: training reruns
+    once (its code changed, and code is an input), with the same parameters and run ids, and
+    every weight, latent and number comes out as it was."""
+    if not (REPO / ".git").exists():
+        pytest.skip("needs the git history (a clone, not an export)")
+    workdir = tmp_path / "study"
+    check_out(workdir, workflow_files(PREVIOUS_VERSION))
+    executed(workdir)
+    before = outputs(workdir)
+    check_out(workdir, workflow_files(None))
+    plan = snakemake(workdir, "--dry-run", *config_args())
+    plan = plan.stdout + plan.stderr
+    assert {job for job in jobs_in(plan) if job.startswith("train(")} == {
+        "train(run=depth1_dim2_seed0)",
+        "train(run=depth3_dim2_seed0)",
+    }
+    assert "Params have changed" not in plan  # no setting of any job changed
+    executed(workdir)
+    after = outputs(workdir)
+    assert before.keys() <= after.keys()
+    changed = {name for name in before if before[name] != after[name]}
+    # the same bytes but for the config snapshot (it lists the new keys), the epochs' times
+    # and the latent explorer, whose page this version draws anew (thumbnails of any size)
+    histories = {name for name in before if name.endswith("history.csv")}
+    assert changed - histories <= {"study.yaml", "explorer.html"}
+    for name in histories:
+        assert untimed(before[name]) == untimed(after[name])
+    assert planned(workdir) == set()  # one run did all there was to do
+
+
+def untimed(history: bytes) -> list[list[str]]:
+    """A history.csv's cells without its `seconds` column."""
+    rows = [line.split(",") for line in history.decode().splitlines()]
+    column = rows[0].index("seconds")
+    return [row[:column] + row[column + 1 :] for row in rows]
+
+
 # 7. a deleted output, planned and executed ---------------------------------------------------
+
+
+def test_code_of_the_data_and_its_readers_reruns_both_in_one_run(study_copy):
+    # data.py prepares the data and is read by training: the rebuilt data must not hide the
+    # readers' own change (with only ancient links, Snakemake 9.27 would run prepare_data
+    # alone, report success, and leave the models for the next run)
+    touch_by_editing(study_copy / "workflow/scripts/aedepth/data.py")
+    everything = model_chain(1) | model_chain(3) | AGGREGATES | {"prepare_data", PCA}
+    assert planned(study_copy) == everything
+    assert executed(study_copy) == everything
+    assert planned(study_copy) == set()
 
 
 def test_shared_data_rebuilt_with_the_same_content_reruns_no_other_study(study_copy):

@@ -63,11 +63,15 @@ STUDY = GRID.root
 # The downloaded and prepared data, shared by the studies that read the same (see data_folder).
 DATA_FOLDER = data_folder(config)
 DATASET = f"{DATA_FOLDER}/dataset.npz"
-# The prepared data as every job's input. Its folder's name says what determines its bytes
-# (data_folder), so a rebuild with the same settings (the same bytes, a new mtime, e.g. after
-# another study's --delete-all-output) reruns nothing that reads it; other settings are
-# another path, which does.
+# The prepared data as every job's input: the arrays as `ancient` (too large for Snakemake to
+# checksum, and a rebuild gives them a new mtime), and beside them their fingerprint
+# (dataset.json: the arrays' SHA-256), which is not. So a rebuild with the same content (e.g.
+# after another study's --delete-all-output) reruns nothing that reads it: Snakemake sees the
+# small file's checksum unchanged. A rebuild in this run (the data's code or source files
+# changed) reruns its readers, and in the same run: with only ancient links, Snakemake 9.27
+# would skip readers that are stale for reasons of their own (snakemake/snakemake#4166).
 DATA_INPUT = ancient(DATASET)
+DATA_ID = f"{DATA_FOLDER}/dataset.json"
 ENV = "../../envs/aedepth.yaml"
 # Baseline files are the runs' own paths, with the id split into method and setting.
 BASELINE_LATENTS = study_path(STUDY, "latents", "{method}_{setting}")
@@ -243,6 +247,7 @@ _written = [
     *of_runs("metrics", GRID.runs),
     *of_runs("per_image"),
     DATASET,
+    DATA_ID,
 ]
 _folders = [path for path in _written if os.path.isdir(path)]
 if _folders:

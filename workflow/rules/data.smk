@@ -30,7 +30,8 @@ rule prepare_data:
         idx=source_files,
         code=code_of("prepare_data.py"),
     output:
-        DATASET,
+        data=DATASET,
+        fingerprint=DATA_ID,
     log:
         in_data("logs/prepare_data.log"),
     benchmark:

@@ -10,6 +10,7 @@ localrules:
 rule embed:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         weights=GRID.pattern("weights"),
         hparams=GRID.pattern("hparams"),
         code=code_of("embed_latents.py"),
@@ -32,6 +33,7 @@ rule embed:
 rule evaluate:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         latents=GRID.pattern("latents"),
         weights=GRID.pattern("weights"),
         hparams=GRID.pattern("hparams"),
@@ -56,6 +58,7 @@ rule evaluate:
 rule baseline:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         code=code_of("fit_baseline.py"),
     output:
         latents=BASELINE_LATENTS,

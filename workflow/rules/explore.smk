@@ -9,6 +9,7 @@ localrules:
 rule explorer:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         latents=of_runs("latents", GRID.runs),
         weights=of_runs("weights"),
         hparams=of_runs("hparams"),

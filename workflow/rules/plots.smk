@@ -51,6 +51,7 @@ rule plot_answer:
 rule plot_reconstructions:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         weights=of_group("weights"),
         hparams=of_group("hparams"),
         metrics=of_group("metrics"),
@@ -83,6 +84,7 @@ rule plot_reconstructions:
 use rule plot_reconstructions as plot_combined with:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         weights=of_runs("weights"),
         hparams=of_runs("hparams"),
         metrics=of_runs("metrics"),

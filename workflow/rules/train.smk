@@ -9,6 +9,7 @@ localrules:
 rule train:
     input:
         data=DATA_INPUT,
+        data_id=DATA_ID,
         code=code_of("train_model.py"),
     output:
         weights=GRID.pattern("weights"),

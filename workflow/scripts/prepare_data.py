@@ -2,7 +2,15 @@
 
 from pathlib import Path
 
-from aedepth.data import arrays_from_idx, load_sample, md5_owners, read_idx_folder, save_dataset
+from aedepth.data import (
+    arrays_from_idx,
+    dataset_fingerprint,
+    load_sample,
+    md5_owners,
+    read_idx_folder,
+    save_dataset,
+)
+from aedepth.files import write_json
 from aedepth.jobs import job_log
 from aedepth.sources import DOWNLOAD, IDX, SAMPLE, load_source, source_kind
 
@@ -18,9 +26,10 @@ with job_log(snakemake.log[0]):
         owners = md5_owners(snakemake.config["datasets"], snakemake.config["dataset"])
         arrays = arrays_from_idx(read_idx_folder(folder, snakemake.params.checksums, owners))
     if kind in (SAMPLE, DOWNLOAD, IDX):
-        save_dataset(snakemake.output[0], arrays)
+        save_dataset(snakemake.output.data, arrays)
     else:
         # `classes` from the config, not params: they name the classes and never change the
         # arrays (load_source checks the labels against them), so renaming one reruns nothing
         arrays = load_source(source, snakemake.config["classes"])
-        save_dataset(snakemake.output[0], arrays, classes=None)
+        save_dataset(snakemake.output.data, arrays, classes=None)
+    write_json(snakemake.output.fingerprint, dataset_fingerprint(arrays))

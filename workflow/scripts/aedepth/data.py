@@ -656,6 +656,24 @@ def save_dataset(
         np.savez(tmp, **arrays)
 
 
+def dataset_fingerprint(arrays: Mapping[str, np.ndarray]) -> dict:
+    """What identifies a prepared dataset's content (its dataset.json): the SHA-256 of its
+    arrays (each one's name, dtype, shape and bytes, in name order) and each array's shape and
+    dtype. The .npz's own bytes cannot serve: its zip entries carry the time of writing."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name} {array.dtype.str} {array.shape}\n".encode())
+        digest.update(array.tobytes())
+    return {
+        "sha256": digest.hexdigest(),
+        "arrays": {
+            name: {"shape": list(arrays[name].shape), "dtype": str(arrays[name].dtype)}
+            for name in sorted(arrays)
+        },
+    }
+
+
 def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
     """Load and validate a dataset written by save_dataset (no pickles; any image shape)."""
     try:
