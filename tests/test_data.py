@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import logging
 import time
-
 from pathlib import Path
 
 import numpy as np
@@ -318,6 +317,31 @@ def test_save_load_round_trip(tmp_path):
         np.testing.assert_array_equal(loaded[key], arrays[key])
         assert loaded[key].dtype == arrays[key].dtype
     assert [p.name for p in path.parent.iterdir()] == ["data.npz"]  # no temp files left
+
+
+def test_the_fingerprint_follows_the_arrays_not_the_file(tmp_path):
+    import hashlib
+
+    arrays = valid_arrays()
+    fingerprint = data.dataset_fingerprint(arrays)
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(f"{name} {arrays[name].dtype.str} {arrays[name].shape}\n".encode())
+        digest.update(arrays[name].tobytes())
+    assert fingerprint["sha256"] == digest.hexdigest()  # as docs/outputs.md says
+    assert fingerprint["arrays"]["x_train"] == {
+        "shape": list(arrays["x_train"].shape),
+        "dtype": "uint8",
+    }
+    # what a reader loads back has the fingerprint of what was saved
+    data.save_dataset(tmp_path / "a.npz", arrays)
+    assert data.dataset_fingerprint(data.load_dataset(tmp_path / "a.npz")) == fingerprint
+    # one pixel, or the same bytes in another shape, is another fingerprint
+    changed = dict(arrays, x_test=arrays["x_test"].copy())
+    changed["x_test"].flat[0] ^= 1
+    assert data.dataset_fingerprint(changed)["sha256"] != fingerprint["sha256"]
+    reshaped = dict(arrays, y_test=arrays["y_test"].reshape(-1, 1))
+    assert data.dataset_fingerprint(reshaped)["sha256"] != fingerprint["sha256"]
 
 
 def test_load_dataset_refuses_pickles(tmp_path):

@@ -659,7 +659,8 @@ def save_dataset(
 def dataset_fingerprint(arrays: Mapping[str, np.ndarray]) -> dict:
     """What identifies a prepared dataset's content (its dataset.json): the SHA-256 of its
     arrays (each one's name, dtype, shape and bytes, in name order) and each array's shape and
-    dtype. The .npz's own bytes cannot serve: its zip entries carry the time of writing."""
+    dtype. Of the arrays, not the .npz file, so that it does not depend on how numpy lays the
+    file out."""
     digest = hashlib.sha256()
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
