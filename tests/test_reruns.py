@@ -387,9 +387,10 @@ def outputs(workdir: Path) -> dict[str, bytes]:
 
 
 def test_updating_from_the_previous_version_keeps_run_ids_files_and_numbers(tmp_path):
-    """A study made by the previous version, its checkout updated to this one: training reruns
-    once (its code changed, and code is an input), with the same parameters and run ids, and
-    every weight, latent and number comes out as it was."""
+    """A study made by the previous version, its checkout updated to this one: it reruns once
+    (the training code changed, and the data's readers gained its fingerprint as an input),
+    with the same parameters and run ids, and every weight, latent and number comes out as it
+    was; then nothing is left to do."""
     if not (REPO / ".git").exists():
         pytest.skip("needs the git history (a clone, not an export)")
     workdir = tmp_path / "study"

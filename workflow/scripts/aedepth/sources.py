@@ -27,15 +27,16 @@ SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # Pillow modes read as one grey channel (a palette of greys is one too); every other mode is
 # converted to RGB. 16-bit grey is scaled to 8 bits: Pillow's convert("L") clips it at 255.
-GREY_MODES = ("1", "L", "LA", "I;16", "I;16L", "I;16B", "I;16N")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+GREY_MODES = ("1", "L", "LA", *SIXTEEN_BIT)
 # 32-bit integer and float pixels have no fixed range to map to 0-255.
 NO_RANGE_MODES = ("I", "F")
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 # A folder of class folders without train/ and test/ keeps this fraction of each class for
 # testing, chosen by a generator seeded with the split seed afresh for each class.
 TREE_TEST_FRACTION, TREE_SPLIT_SEED = 0.2, 0
-TREE_LEAST_IMAGES = 3  # the fewest with a test image and a training image at 0.2
+# the fewest images a class needs for a test image and a training image
+TREE_LEAST_IMAGES = next(n for n in range(2, 1000) if 0 < round(n * TREE_TEST_FRACTION) < n)
 
 
 class SourceError(UserFacingError):
