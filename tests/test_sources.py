@@ -335,8 +335,9 @@ def test_a_tree_config_gets_its_classes_sizes_and_a_class_too_small_is_refused(t
     )
 
 
-def test_a_folder_of_idx_files_with_a_subfolder_is_still_idx(tmp_path):
-    (tmp_path / "idx" / "raw").mkdir(parents=True)
+@pytest.mark.parametrize("subfolder", ["raw", "train"])
+def test_a_folder_of_idx_files_with_a_subfolder_is_still_idx(tmp_path, subfolder):
+    (tmp_path / "idx" / subfolder).mkdir(parents=True)
     (tmp_path / "idx" / "train-images-idx3-ubyte.gz").write_bytes(b"")
     assert sources.source_kind(str(tmp_path / "idx")) == sources.IDX
 

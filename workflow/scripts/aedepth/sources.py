@@ -44,25 +44,20 @@ class SourceError(UserFacingError):
 
 
 def source_kind(source: str) -> str:
-    """download, sample, imagefolder (a folder with train/ and test/, or a folder of class
-    folders and no IDX file), npz (an .npz file) or idx (any other folder: the four IDX files)."""
+    """download, sample, npz (an .npz file), idx (a folder holding an IDX file, or an empty
+    one: the four IDX files are asked for) or imagefolder (any other folder with subfolders:
+    train/ and test/, or one folder per class)."""
     if source in (DOWNLOAD, SAMPLE):
         return source
     path = Path(source)
     if path.suffix == ".npz" and not path.is_dir():
         return NPZ
-    if (path / "train").is_dir() or (path / "test").is_dir() or _is_class_tree(path):
-        return IMAGE_FOLDER
-    return IDX
-
-
-def _is_class_tree(path: Path) -> bool:
-    """A folder of class folders: it has subfolders and no IDX file beside them."""
     if not path.is_dir():
-        return False
+        return IDX
     entries = list(os.scandir(path))
-    idx_files = [e for e in entries if e.is_file() and "-idx" in e.name and "ubyte" in e.name]
-    return any(e.is_dir() for e in entries) and not idx_files
+    if any(e.is_file() and "-idx" in e.name and "ubyte" in e.name for e in entries):
+        return IDX
+    return IMAGE_FOLDER if any(e.is_dir() for e in entries) else IDX
 
 
 def _stamp(path: Path) -> int:
