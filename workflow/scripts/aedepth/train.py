@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aedepth import speed
-from aedepth.data import validation_split
+from aedepth.data import dataset_fingerprint, validation_split
 from aedepth.files import atomic_output
 from aedepth.hardware import hardware_class, strict_mkl
 from aedepth.jobs import UserFacingError
@@ -143,15 +143,6 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> str:
-    """A hash of the training and test data (about 0.1 s for MNIST)."""
-    digest = hashlib.sha256()
-    for array in (x_train, y_train, x_test):
-        digest.update(repr((array.dtype.str, array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
-
-
 def _resumable(checkpoint_path: Path, made_by: dict) -> dict | None:
     """The checkpoint's contents if it loads and was made by the same run (`made_by`: the
     hparams, data, hardware class, code version, threads and arithmetic); else None, and a checkpoint that exists
@@ -225,30 +216,11 @@ def train(
         model, optimizer, device, matmul_route, hparams, (fit_images, val_images, test_images)
     )
     how["subnormals_flushed"] = flushed
-    made_by = {
-        "hparams": hparams,
-        "data": data_fingerprint(x_train, y_train, x_test),
-        "code": code_version(),
-        **{key: how[key] for key in ("hardware_class", "threads", "matmul_route")},
-        "subnormals_flushed": how["subnormals_flushed"],
-    }
-    history: list[dict] = []
-    best_model = None  # weights of the epoch kept_epoch() names, so far
-    state = _resumable(checkpoint_path, made_by)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        shuffle.set_state(state["shuffle_rng"])
-        _set_global_rng(device, state["global_rng"])
-        history, best_model = state["history"], state["best_model"]
-        log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
-
+    made_by = _made_by(hparams, {"x_train": x_train, "y_train": y_train, "x_test": x_test}, how)
+    history, best_model = _resume(checkpoint_path, made_by, model, optimizer, shuffle, device)
     log.info(
         "training path: %s; fp32 matmul route: %s; %d thread(s); %s",
-        how["training_path"],
-        how["matmul_route"],
-        how["threads"],
-        how["hardware_class"],
+        *(how[key] for key in ("training_path", "matmul_route", "threads", "hardware_class")),
     )
     epochs = range(len(history) + 1, hparams["epochs"] + 1)
     with speed.matmul_route(how["matmul_route"]):
@@ -296,6 +268,33 @@ def train(
         model.load_state_dict(best_model)
     model.zero_grad(set_to_none=True)
     return model.eval(), history, how
+
+
+def _made_by(hparams: dict, arrays: dict[str, np.ndarray], how: dict) -> dict:
+    """What a checkpoint must have been made with to be resumed: the hparams, the data (its
+    arrays' SHA-256, about 0.1 s for MNIST), the training code, and how it trains."""
+    return {
+        "hparams": hparams,
+        "data": dataset_fingerprint(arrays)["sha256"],
+        "code": code_version(),
+        **{key: how[key] for key in ("hardware_class", "threads", "matmul_route")},
+        "subnormals_flushed": how["subnormals_flushed"],
+    }
+
+
+def _resume(checkpoint_path, made_by, model, optimizer, shuffle, device):
+    """(history, best weights so far) of the checkpoint this run wrote, its model, optimizer
+    and generators restored; ([], None) where there is none to resume."""
+    history, best_model = [], None
+    state = _resumable(checkpoint_path, made_by)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        _set_global_rng(device, state["global_rng"])
+        history, best_model = state["history"], state["best_model"]
+        log.info("resuming from %s after epoch %d", checkpoint_path, len(history))
+    return history, best_model
 
 
 def _flush_subnormals_or_say() -> bool:
