@@ -262,3 +262,33 @@ def test_memory_benchmark_data_is_a_valid_npz_source(tmp_path):
         y == arrays["y_train"][1_990:2_010]
     ).all()
     assert len(np.unique(arrays["x_train"][:10].reshape(10, -1), axis=0)) == 10
+
+
+@pytest.mark.slow
+def test_the_folder_benchmark_times_planning_and_preparing_a_folder(tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/folder_scale.py"),
+            "--images",
+            "100",
+            "--size",
+            "8",
+            "--workdir",
+            str(tmp_path),
+            "--csv",
+            str(tmp_path / "folder.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(tmp_path / "folder.csv")
+    assert list(table.columns) == ["step", "seconds", "max_rss_mib", "images", "cpu"]
+    assert len(table) == 5 and (table["seconds"] > 0).all() and (table["images"] == 100).all()
+    assert table.loc[table["step"].str.startswith("prepare_data"), "max_rss_mib"].notna().all()
+    # the folder the workflow prepared: 100 images of 10 classes, a fifth of each for testing
+    [dataset] = (tmp_path / "study/results/data").glob("big-imagefolder-*/dataset.npz")
+    with np.load(dataset) as arrays:
+        assert arrays["x_train"].shape == (80, 8, 8, 3) and arrays["x_test"].shape == (20, 8, 8, 3)
