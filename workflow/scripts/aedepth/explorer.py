@@ -285,49 +285,9 @@ def explorer_page(
     set (for the page's note)."""
     names = [class_names[int(label)] for label in labels[subsample]]
     first = views[0]
-    view_sources = [_view_source(view, shape) for view in views]
-    source = ColumnDataSource(
-        name="shown",
-        data={
-            "x": first.points[:, 0],
-            "y": first.points[:, 1],
-            "label": names,
-            "index": subsample,
-            "image": [thumbnail_uri(image, shape) for image in images],
-            # filled in by `switch` when the page has loaded: one copy of each view's thumbnails
-            "reconstruction": [""] * len(subsample),
-            "caption": [""] * len(subsample),
-        },
-    )
-    plot = figure(
-        name="latent-space",
-        width=720,
-        height=620,
-        title=first.title,
-        tools="pan,wheel_zoom,reset,save",
-        x_axis_label=first.axis_names[0],
-        y_axis_label=first.axis_names[1],
-    )
+    source = _shown_points(first, subsample, images, names, shape)
     classes = [name for name in class_names if name in set(names)]
-    colours = CategoricalColorMapper(factors=classes, palette=class_palette(len(classes)))
-    scatter = plot.scatter(
-        "x",
-        "y",
-        source=source,
-        size=6,
-        alpha=0.75,
-        color={"field": "label", "transform": colours},
-        legend_field="label",
-    )
-    plot.legend.title = "class"
-    plot.add_layout(plot.legend[0], "right")
-    plot.add_tools(
-        HoverTool(renderers=[scatter], tooltips=tooltip(shape)),
-        box_select := BoxSelectTool(renderers=[scatter]),
-        LassoSelectTool(renderers=[scatter]),
-    )
-    plot.toolbar.active_drag = box_select  # selecting is what the page is for; pan is a click away
-    plot.toolbar.active_scroll = plot.select_one(WheelZoomTool)
+    plot = _scatter_plot(source, first, classes, shape)
     method_select = Select(
         title="method",
         value=first.method,
@@ -342,22 +302,12 @@ def explorer_page(
     status = Div(text=f"Showing: {first.title}")
     empty = "<i>Select points (box or lasso tool) to count them by class.</i>"
     counts_div = Div(name="class-counts", text=empty, width=220)
-    catalogue = [
-        {
-            "method": view.method,
-            "values": view.values,
-            "title": view.title,
-            "x_name": view.axis_names[0],
-            "y_name": view.axis_names[1],
-        }
-        for view in views
-    ]
     switch = CustomJS(
         args={
             "method_select": method_select,
             "selects": selects,
-            "catalogue": catalogue,
-            "views": view_sources,
+            "catalogue": [_catalogue_entry(view) for view in views],
+            "views": [_view_source(view, shape) for view in views],
             "source": source,
             "plot": plot,
             "xaxis": plot.xaxis[0],
@@ -387,6 +337,70 @@ def explorer_page(
     document.add_root(layout)
     document.js_on_event("document_ready", switch)
     return file_html(document, resources=INLINE, title=title)
+
+
+def _shown_points(first: View, subsample, images, names: list[str], shape) -> ColumnDataSource:
+    """The points on show: the first view's coordinates, each point's class, test index and
+    original's thumbnail; its reconstruction and caption are filled in by the page's `switch`
+    once loaded (one copy of each view's thumbnails)."""
+    return ColumnDataSource(
+        name="shown",
+        data={
+            "x": first.points[:, 0],
+            "y": first.points[:, 1],
+            "label": names,
+            "index": subsample,
+            "image": [thumbnail_uri(image, shape) for image in images],
+            "reconstruction": [""] * len(subsample),
+            "caption": [""] * len(subsample),
+        },
+    )
+
+
+def _scatter_plot(source: ColumnDataSource, first: View, classes: list[str], shape):
+    """The latent scatter plot of `source`, coloured by class, with hover thumbnails and box
+    and lasso selection."""
+    plot = figure(
+        name="latent-space",
+        width=720,
+        height=620,
+        title=first.title,
+        tools="pan,wheel_zoom,reset,save",
+        x_axis_label=first.axis_names[0],
+        y_axis_label=first.axis_names[1],
+    )
+    colours = CategoricalColorMapper(factors=classes, palette=class_palette(len(classes)))
+    scatter = plot.scatter(
+        "x",
+        "y",
+        source=source,
+        size=6,
+        alpha=0.75,
+        color={"field": "label", "transform": colours},
+        legend_field="label",
+    )
+    plot.legend.title = "class"
+    plot.add_layout(plot.legend[0], "right")
+    plot.add_tools(
+        HoverTool(renderers=[scatter], tooltips=tooltip(shape)),
+        box_select := BoxSelectTool(renderers=[scatter]),
+        LassoSelectTool(renderers=[scatter]),
+    )
+    plot.toolbar.active_drag = box_select  # selecting is what the page is for; pan is a click away
+    plot.toolbar.active_scroll = plot.select_one(WheelZoomTool)
+    return plot
+
+
+def _catalogue_entry(view: View) -> dict:
+    """What the page's `switch` knows of a view besides its points: its menu values, title and
+    axis names."""
+    return {
+        "method": view.method,
+        "values": view.values,
+        "title": view.title,
+        "x_name": view.axis_names[0],
+        "y_name": view.axis_names[1],
+    }
 
 
 def class_palette(classes: int) -> list[str]:
