@@ -7,7 +7,7 @@ Run from the repository root (about 2 minutes on a 2-CPU machine with the defaul
 An image folder's files are the prepare job's inputs, one each, so Snakemake lists and dates
 every image each time it plans. This writes --images seeded random RGB PNGs (32 x 32 by
 default) as one folder per class (10 classes, no train/ or test/: the workflow splits them),
-copies the workflow next to it (as tests/conftest.py's copy_workflow does) and times, with the
+copies the workflow next to it (data_memory.py's copy_workflow) and times, with the
 real `snakemake` command line: a dry run before the data exists (parse and plan), the prepare
 job alone (`--until prepare_data`: listing, decoding and the .npz; its Snakemake benchmark
 gives the seconds and peak memory), and a dry run once it exists. One row per step, with the
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,9 +28,8 @@ import numpy as np
 from PIL import Image
 
 from aedepth.cpus import cpu_model
+from data_memory import REPO, copy_workflow  # benchmarks/, on the path of a script run from it
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "profiles", "requirements.txt")
 CLASSES = 10
 
 
@@ -66,13 +64,7 @@ def main() -> None:
         started = time.perf_counter()
         write_folder(folder, args.images, args.size)
         written = time.perf_counter() - started
-        workdir.mkdir(parents=True, exist_ok=True)
-        for name in WORKFLOW_FILES:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, workdir / name, dirs_exist_ok=True)
-            elif source.exists():
-                shutil.copy2(source, workdir / name)
+        copy_workflow(workdir)
         config = ["--config", f"source={folder}", "dataset=big"]
         rows = [("write the PNGs (not the workflow)", written, "")]
         rows.append(("dry run, no data yet", timed_snakemake(workdir, "-n", *config), ""))

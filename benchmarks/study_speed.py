@@ -37,14 +37,12 @@ from aedepth.efficiency import fp32_peak, training_flop
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_EPOCHS = 50  # the default study's epochs, for the projection
+COLUMNS = ("run", "threads", "seconds", "epoch_s", "gflop", "training_path", "matmul_route")
 
 
 def mlp_flop(widths: list[int], images: int, epochs: int) -> float:
     """Training FLOPs of the MLP with these widths and a 2-D code (aedepth.efficiency)."""
     return training_flop({"widths": widths, "latent_dim": 2}, images, epochs)
-
-
-COLUMNS = ("run", "threads", "seconds", "epoch_s", "gflop", "training_path", "matmul_route")
 
 
 def job(spec_path: str) -> None:
