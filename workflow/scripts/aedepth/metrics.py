@@ -9,6 +9,8 @@ primary comparison can count the test set's own sampling noise (aedepth.stats).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # scikit-learn is imported where it is used: the config check reads METRICS at parse time,
@@ -39,8 +41,26 @@ CONSTRUCTS = {
 # kNN accuracy (1 where the image's 5-NN vote is right), silhouette (silhouette_samples), and
 # each image's mean per-pixel BCE and MSE.
 PER_IMAGE = ("knn_accuracy", "silhouette", "reconstruction_bce", "reconstruction_mse")
+# Those of PER_IMAGE whose per-image values are independent across test images given the
+# model, so that the test set's sampling noise is their column variance over N: an image's
+# kNN vote and reconstruction error depend on it alone; its silhouette depends on every other
+# test image too, so silhouette's intervals are over seeds only (conditional on this test set).
+IMAGE_MEANS = ("knn_accuracy", "reconstruction_bce", "reconstruction_mse")
 
 _EPS = 1e-7  # clip predictions so BCE stays finite for a pixel predicted at exactly 0 or 1
+# Each metric's possible values (lowest, highest): a smallest difference that matters must be
+# below their span. ARI is at least -0.5; BCE per pixel at most -log(_EPS), by the clip above.
+RANGES = {
+    "knn_accuracy": (0.0, 1.0),
+    "silhouette": (-1.0, 1.0),
+    "davies_bouldin": (0.0, math.inf),
+    "calinski_harabasz": (0.0, math.inf),
+    "kmeans_ari": (-0.5, 1.0),
+    "kmeans_nmi": (0.0, 1.0),
+    "trustworthiness": (0.0, 1.0),
+    "reconstruction_bce": (0.0, -math.log(_EPS)),
+    "reconstruction_mse": (0.0, 1.0),
+}
 # Memory bounds (every job stays under 1 GB with torch's ~0.7 GB imported): sklearn's pairwise
 # work in chunks of at most this many MB (its default, 1024, took 0.44 GB for the silhouette
 # of 10,000 test images), and the reconstruction errors in float64 over this many rows at once.
