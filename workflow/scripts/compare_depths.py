@@ -5,15 +5,8 @@ from aedepth.grid import AUTOENCODER, COMPARED, REPLICATE
 from aedepth.jobs import job_log
 from aedepth.latents import read_per_image
 from aedepth.metrics import METRICS
-from aedepth.stats import (
-    Question,
-    depth_comparisons,
-    depth_intervals,
-    findings_markdown,
-    headline,
-    headline_rst,
-    primary_comparisons,
-)
+from aedepth.findings import findings_markdown, headline, headline_rst
+from aedepth.stats import Question, depth_comparisons, depth_intervals, primary_comparisons
 
 with job_log(snakemake.log[0]):
     conditions = snakemake.params.conditions

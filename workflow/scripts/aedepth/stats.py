@@ -1,91 +1,77 @@
-"""Uncertainty over seeds (and test images): the primary question, secondary comparisons,
-intervals and the written findings.
+"""Inference over seeds (and test images): the primary question, the secondary comparisons and
+the intervals every verdict is read off. The written answer is aedepth.findings.
 
-The study declares one primary question before it runs (config `primary_metric` and
-`smallest_difference`): does that metric change by at least the smallest difference that
-matters from one depth to the next? Each depth step is answered from the paired differences
-of the models that share a seed (and every other axis value, the "conditions"). Where the
-metric is a mean over test images (aedepth.metrics.PER_IMAGE) its interval counts both
-sources of noise: the seeds (Student t) and the test images (a paired bootstrap over them,
-the same resampled images for every seed and both depths), joined by Satterthwaite's degrees
-of freedom; other metrics are conditional on this test set. A step is "better"/"worse" when
-its Holm-adjusted paired test says so, "no meaningful difference" when the equivalence test
-(TOST) against the smallest difference does, else "inconclusive", with the seeds a decision
-would take, planned from the smallest difference (Holm-aware), not from the observed effect.
+The study declares one primary question (config `primary_metric` and `smallest_difference`
+δ): does that metric change by at least δ from one depth to the next? Each depth step is
+answered from the paired differences of the models that share a seed (and every other axis
+value, the "conditions"). Where the metric is a mean of independent per-image terms
+(aedepth.metrics.IMAGE_MEANS) its interval counts both sources of noise, the seeds and the
+test images, by a generalized pivotal quantity (Weerahandi 1993; Hannig, Iyer & Patterson
+2006): R = D - Z * sqrt(S (n-1) / U + V), Z standard normal, U chi-square with n - 1 degrees of
+freedom, S the seeds' part of the mean's variance and V the images' part (its N - 1 >= 199
+degrees of freedom make it known to within a few per cent). With no image part it is exactly
+the paired t interval. Other metrics are over seeds only, conditional on this test set.
 
-Secondary results: every metric's paired t interval over seeds per step, Holm-adjusted over
-the step's metrics, grouped by construct (aedepth.metrics.CONSTRUCTS), with the paired
-effect size d_z and its exact noncentral-t interval. Baselines get intervals over their seeds
-(none for an unseeded one) and appear in the findings beside the models, by name.
+One error rate per family, stated as such: the primary question's steps are one family, each
+step's interval at level 1 - ALPHA / m (Bonferroni over its m steps), so all m intervals hold
+together with probability at least 1 - ALPHA; a verdict is a pure function of its interval
+and ±δ (primary_verdict), so the chance that any primary verdict is false is at most ALPHA.
+Each step's secondary metrics are a family of their own, the same way, without δ.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-import re
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
-from aedepth.grid import ARM, AUTOENCODER, COMPARED, HEADLINE_METRICS, REGIME, REPLICATE
+from aedepth.grid import COMPARED, REPLICATE
 from aedepth.jobs import UserFacingError
-from aedepth.metrics import CONSTRUCTS, METRICS
+from aedepth.metrics import IMAGE_MEANS, METRICS
 
-CONFIDENCE = 0.95
-NA = "n/a"
-ALPHA = 1 - CONFIDENCE  # the family-wise error rate of the Holm-adjusted verdicts
+ALPHA = 0.05  # each family's error rate: the chance that any of its verdicts is false
+CONFIDENCE = 1 - ALPHA  # the level of an interval no verdict is read off (levels per depth)
 POWER = 0.8
 MAX_SEEDS = 10_000  # a plan beyond this many seeds is reported as NaN ("more than 10000")
-# Resamples of the test images in the primary interval; a fixed generator, so the interval is
-# a function of the data alone (one config, one result).
-BOOTSTRAP_SAMPLES = 2000
-BOOTSTRAP_SEED = 0
 # Planning uses the one-sided 80 % upper confidence limit of the seeds' sd, not the estimate
 # itself (Browne 1995, Statistics in Medicine 14(17)): a few seeds' sd is often too small.
 SD_UPPER_CONFIDENCE = 0.8
-# The primary interval's degrees of freedom take the seeds' variance at this one-sided upper
-# limit: the plain plug-in runs narrow when a few seeds' spread happens to be small. Measured
-# coverage of the 95 % interval, 1,000 simulated studies each (3 seeds, 400 shared test
-# images; tests/test_primary.py): plain 0.93-0.95, with this limit 0.944-0.967.
-DF_UPPER_CONFIDENCE = 0.7
 # Quantities compared beside the metrics, each a family of its own: the test - train loss gap
 # at the kept epoch (higher is worse: the article's overfitting warning).
 DIAGNOSTICS = {"loss_gap": False}
-# The article's claims, and the constructs each is judged on.
-CLAIMS = {
-    "Clearer clusters with depth": ("class separation", "cluster agreement"),
-    "Sharper reconstructions with depth": ("reconstruction",),
-}
-# Published 2-D MNIST embeddings, 5-NN fitted on train, scored on the 10k test images
-# (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11), their tables).
-PUBLISHED_KNN = {
-    "mnist": {
-        "PCA": 0.420,
-        "convolutional autoencoder": 0.793,
-        "UMAP": 0.954,
-        "parametric UMAP": 0.961,
-        "t-SNE": 0.950,
-    }
-}
+# Secondary verdicts: the interval above or below 0, or holding it.
 VERDICTS = ("better", "worse", "no clear difference")
-PRIMARY_VERDICTS = ("better", "worse", "no meaningful difference", "inconclusive")
-# Characters that start or end inline markup in reStructuredText (a backslash makes them text).
-RST_MARKUP = re.compile(r"[\\`*_|\[\]]")
+# Primary verdicts, by where the interval lies against 0 and ±δ (primary_verdict).
+PRIMARY_VERDICTS = (
+    "better by at least δ",
+    "worse by at least δ",
+    "better, not shown to reach δ",
+    "worse, not shown to reach δ",
+    "no meaningful difference",
+    "inconclusive",
+)
+# Gauss-Legendre nodes on [-1, 1] for the pivot's coverage, an integral over the normal part:
+# 128 give the t quantiles to 1e-10 at every level used here (tests/test_primary.py).
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(128)
+_Z_TOP = 9.0  # the normal density beyond 9 sd is below 1e-18
 
 
 @dataclass(frozen=True)
 class Question:
     """The declared primary question: does `metric` change by at least `smallest_difference`
-    (in the metric's own units) from one depth to the next?"""
+    (δ, in the metric's own units) from one depth to the next?"""
 
     metric: str
     smallest_difference: float
 
-    @classmethod
-    def from_config(cls, config: dict) -> "Question":
-        return cls(config["primary_metric"], float(config["smallest_difference"]))
+
+def simultaneous_confidence(questions: int) -> float:
+    """Each interval's level for `questions` intervals that hold together with 1 - ALPHA
+    (Bonferroni)."""
+    return 1 - ALPHA / max(1, questions)
 
 
 def interval_columns(conditions: list[str]) -> list[str]:
@@ -112,10 +98,11 @@ def comparison_columns(conditions: list[str]) -> list[str]:
         *_step_columns(conditions),
         "n_pairs",
         "mean_difference",
+        "confidence",
         "ci_low",
         "ci_high",
         "p_value",
-        "p_holm",
+        "p_adjusted",
         "verdict",
         "effect_size",
         "effect_low",
@@ -131,18 +118,18 @@ def primary_columns(conditions: list[str]) -> list[str]:
         "n_seeds",
         "n_images",
         "mean_difference",
+        "confidence",
         "ci_low",
         "ci_high",
-        "df",
         "seed_variance",
         "image_variance",
         "p_value",
-        "p_holm",
-        "equivalence_p",
-        "equivalence_p_holm",
+        "p_adjusted",
         "verdict",
         "seeds_to_detect",
         "seeds_for_equivalence",
+        "seeds_to_detect_observed",
+        "seeds_for_equivalence_observed",
         "epochs",
         "early_stopping_patience",
         "n_models",
@@ -150,13 +137,13 @@ def primary_columns(conditions: list[str]) -> list[str]:
     ]
 
 
-def t_interval(values) -> tuple[float, float, float]:
-    """(mean, low, high) of the 95 % t interval of the mean; NaN bounds for fewer than 2 values."""
+def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(mean, low, high) of the t interval of the mean; NaN bounds for fewer than 2 values."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if len(values) < 2:
         return mean, math.nan, math.nan
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(values) - 1) * values.std(ddof=1)
+    half = stats.t.ppf(0.5 + confidence / 2, df=len(values) - 1) * values.std(ddof=1)
     half /= math.sqrt(len(values))
     return mean, mean - half, mean + half
 
@@ -166,38 +153,29 @@ def _no_spread(d: np.ndarray) -> bool:
     return bool(d.std(ddof=1) <= 1e-9 * max(abs(d.mean()), 1e-300))
 
 
-def paired_p_value(differences) -> float:
-    """Two-sided p value of the paired t test (mean difference 0); NaN for fewer than 2 pairs.
-    Identical differences (sd 0, up to rounding) leave the t statistic infinite: p is exactly
-    1 when they are all 0 and exactly 0 otherwise (every seed moved by the same amount)."""
-    d = np.asarray(differences, dtype=float)
-    if len(d) < 2:
-        return math.nan
-    if _no_spread(d):
-        return 1.0 if d.mean() == 0 else 0.0
-    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
-    return float(2 * stats.t.sf(abs(t), df=len(d) - 1))
+def primary_verdict(low: float, high: float, margin: float, higher_is_better: bool) -> str:
+    """Where the interval [low, high] of a difference lies against 0 and ±margin (δ): wholly
+    at or beyond +δ or -δ, "better/worse by at least δ"; inside ±δ, "no meaningful
+    difference"; else excluding 0, "better/worse, not shown to reach δ"; else "inconclusive".
+    A pure function of the interval printed beside it."""
+    if math.isnan(low) or math.isnan(high):
+        return "inconclusive"
+    up, down = ("better", "worse") if higher_is_better else ("worse", "better")
+    if low >= margin or high <= -margin:
+        return f"{up if low >= margin else down} by at least δ"
+    if -margin < low and high < margin:
+        return "no meaningful difference"
+    if low > 0 or high < 0:
+        return f"{up if low > 0 else down}, not shown to reach δ"
+    return "inconclusive"
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjustment of one family's p values (NaN entries are left out of the
-    family and stay NaN): the i-th smallest of m is multiplied by m - i, then made monotone."""
-    p = np.asarray(p_values, dtype=float)
-    adjusted = np.full_like(p, np.nan)
-    present = np.flatnonzero(~np.isnan(p))
-    order = present[np.argsort(p[present], kind="stable")]
-    m, running = len(order), 0.0
-    for rank, index in enumerate(order):
-        running = max(running, (m - rank) * p[index])
-        adjusted[index] = min(1.0, running)
-    return adjusted
-
-
-def adjusted_verdict(mean: float, p_holm: float, higher_is_better: bool) -> str:
-    """'better'/'worse' when the Holm-adjusted p value is below ALPHA, else no clear difference."""
-    if math.isnan(p_holm) or p_holm >= ALPHA:
+def secondary_verdict(low: float, high: float, higher_is_better: bool) -> str:
+    """'better'/'worse' where the interval lies wholly above or below 0, else no clear
+    difference."""
+    if math.isnan(low) or not (low > 0 or high < 0):
         return "no clear difference"
-    return "better" if (mean > 0) == higher_is_better else "worse"
+    return "better" if (low > 0) == higher_is_better else "worse"
 
 
 def effect_size(differences) -> tuple[float, float, float]:
@@ -256,10 +234,10 @@ def seeds_to_detect(
     alpha: float = ALPHA,
     power: float = POWER,
 ) -> float:
-    """The fewest paired seeds (>= 2) for which a two-sided paired test at level `alpha`
-    detects a true `difference` with `power`, when the per-seed differences spread with `sd`
-    and the test images add `image_variance` to the mean's variance (more seeds do not shrink
-    it); NaN when more than MAX_SEEDS would be needed or no number would do."""
+    """The fewest paired seeds (>= 2) for which the two-sided interval at level 1 - `alpha`
+    excludes 0 with `power` when the true difference is `difference`, the per-seed differences
+    spread with `sd` and the test images add `image_variance` to the mean's variance (more
+    seeds do not shrink it); NaN when more than MAX_SEEDS would be needed or no number would."""
     if math.isnan(difference) or difference == 0 or math.isnan(sd):
         return math.nan
 
@@ -284,16 +262,17 @@ def seeds_for_equivalence(
     alpha: float = ALPHA,
     power: float = POWER,
 ) -> float:
-    """The fewest paired seeds (>= 2) for which the equivalence test (TOST, level `alpha`)
-    against +-`margin` succeeds with `power` when the true difference is 0: margin / se must
-    reach t(1 - alpha) + t(1 - (1 - power) / 2) (Chow, Shao & Wang, Sample Size Calculations
-    in Clinical Research, 10.1); NaN where more than MAX_SEEDS, or no number, would do."""
+    """The fewest paired seeds (>= 2) for which the two-sided interval at level 1 - `alpha`
+    lies within ±`margin` with `power` when the true difference is 0 (the TOST at alpha / 2
+    on each side): margin / se must reach t(1 - alpha / 2) + t(1 - (1 - power) / 2) (Chow, Shao
+    & Wang, Sample Size Calculations in Clinical Research, 10.1); NaN where more than
+    MAX_SEEDS, or no number, would do."""
     if math.isnan(sd):
         return math.nan
 
     def enough(n: int) -> bool:
         se = math.sqrt(sd**2 / n + image_variance)
-        needed = stats.t.isf(alpha, n - 1) + stats.t.isf((1 - power) / 2, n - 1)
+        needed = stats.t.isf(alpha / 2, n - 1) + stats.t.isf((1 - power) / 2, n - 1)
         return se == 0 or margin / se >= needed
 
     return _fewest_seeds(enough)
@@ -309,28 +288,68 @@ def sd_upper_limit(differences, confidence: float = SD_UPPER_CONFIDENCE) -> floa
     return float(d.std(ddof=1) * math.sqrt(df / stats.chi2.ppf(1 - confidence, df)))
 
 
-def image_variance(
-    differences: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
-) -> float:
-    """The test images' share of the variance of the mean paired difference, from a
-    (seeds, images) matrix of per-image differences: the paired bootstrap over test images
-    (the same resampled images for every seed, as the test set is the same for all) of the
-    seeds' mean, less the seed-by-image interaction that the seeds' own spread already counts
-    (its two-way ANOVA mean square over seeds x images); never below 0."""
+def image_variance(differences: np.ndarray) -> float:
+    """The test images' part of the variance of the mean paired difference, from a (seeds,
+    images) matrix of per-image differences: the variance of the image (column) means over N,
+    exactly what a bootstrap over the test images estimates by resampling, less the
+    seed-by-image interaction that the seeds' own spread already counts (its two-way ANOVA mean
+    square over seeds x images); never below 0."""
     x = np.asarray(differences, dtype=float)
     n_seeds, n_images = x.shape
     per_image = x.mean(axis=0)
-    rng = np.random.default_rng(seed)
-    means = []
-    for start in range(0, samples, 100):  # 100 x n indices at a time: 8 MB for 10,000 images
-        picks = rng.integers(0, n_images, size=(min(100, samples - start), n_images))
-        means.append(per_image[picks].mean(axis=1))
-    boot = float(np.concatenate(means).var(ddof=1))
+    images = float(per_image.var(ddof=1)) / n_images if n_images > 1 else 0.0
     if n_seeds < 2:
-        return boot
+        return images
     residual = x - x.mean(axis=1, keepdims=True) - per_image + x.mean()
     interaction = float((residual**2).sum()) / ((n_seeds - 1) * (n_images - 1))
-    return max(0.0, boot - interaction / (n_seeds * n_images))
+    return max(0.0, images - interaction / (n_seeds * n_images))
+
+
+def pivot_coverage(half_width, seed_variance: float, image_variance: float, df: int):
+    """P(|Z| sqrt(S df / U + V) <= h): the generalized pivot's probability of lying within
+    `half_width` h of the estimate (vectorised over h), for the seeds' part S with `df`
+    degrees of freedom and the images' part V. Integrated over Z: for |Z| = z below
+    h / sqrt(V), the pivot is inside when U >= S df z^2 / (h^2 - z^2 V), a chi-square tail."""
+    h = np.atleast_1d(np.asarray(half_width, dtype=float))
+    top = np.full_like(h, _Z_TOP)
+    if image_variance > 0:
+        top = np.minimum(top, h / math.sqrt(image_variance))
+    z = (_NODES[None, :] + 1) * top[:, None] / 2
+    room = h[:, None] ** 2 - z**2 * image_variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(room > 0, seed_variance * df * z**2 / room, np.inf)
+    density = np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
+    inside = special.chdtrc(df, bound) if seed_variance > 0 else (room > 0).astype(float)
+    covered = 2 * (top / 2) * (density * inside) @ _WEIGHTS
+    covered = np.clip(covered, 0.0, 1.0)
+    return covered if np.ndim(half_width) else float(covered[0])
+
+
+def pivot_half_width(
+    seed_variance: float, image_variance: float, df: int, confidence: float
+) -> float:
+    """The half-width h of the generalized pivotal interval at `confidence`: exactly the t
+    quantile times the standard error with seeds only, the normal one with images only."""
+    tail = (1 - confidence) / 2
+    if seed_variance == 0:
+        return float(stats.norm.isf(tail) * math.sqrt(image_variance))
+    if image_variance == 0:
+        return float(stats.t.isf(tail, df) * math.sqrt(seed_variance))
+    low = stats.norm.isf(tail) * math.sqrt(seed_variance + image_variance)
+    high = stats.t.isf(tail, df) * math.sqrt(seed_variance) + stats.norm.isf(tail) * math.sqrt(
+        image_variance
+    )
+    while pivot_coverage(high, seed_variance, image_variance, df) < confidence:
+        high *= 2
+    return float(
+        optimize.brentq(
+            lambda h: pivot_coverage(h, seed_variance, image_variance, df) - confidence,
+            low,
+            high,
+            xtol=1e-12 * high,
+            rtol=1e-12,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -344,52 +363,36 @@ class PairedEstimate:
     seed_variance: float
     image_variance: float
 
-    @property
-    def se(self) -> float:
-        return math.sqrt(self.seed_variance + self.image_variance)
-
-    @property
-    def df(self) -> float:
-        """Satterthwaite's degrees of freedom of the two parts (n_pairs - 1 for seeds alone),
-        with the seeds' part at its DF_UPPER_CONFIDENCE upper limit."""
-        total = self.seed_variance + self.image_variance
-        if self.n_pairs < 2 or self.n_images < 2 or self.image_variance == 0 or total == 0:
-            return float(self.n_pairs - 1)
-        seed_df = self.n_pairs - 1
-        seeds = self.seed_variance * seed_df / stats.chi2.ppf(1 - DF_UPPER_CONFIDENCE, seed_df)
-        return (seeds + self.image_variance) ** 2 / (
-            seeds**2 / seed_df + self.image_variance**2 / (self.n_images - 1)
+    def half_width(self, confidence: float) -> float:
+        if self.n_pairs < 2:
+            return math.nan
+        return pivot_half_width(
+            self.seed_variance, self.image_variance, self.n_pairs - 1, confidence
         )
 
-    def interval(self) -> tuple[float, float]:
-        if self.n_pairs < 2:
-            return math.nan, math.nan
-        half = stats.t.ppf(0.5 + CONFIDENCE / 2, self.df) * self.se
+    def interval(self, confidence: float) -> tuple[float, float]:
+        half = self.half_width(confidence)
         return self.mean - half, self.mean + half
 
     def p_value(self) -> float:
-        """Two-sided p of "no difference" (exactly 0 or 1 where nothing varies)."""
+        """Two-sided p of "no difference": the largest 1 - confidence whose interval still
+        holds 0 (so p < a exactly when the interval at 1 - a excludes 0); with seeds only, the
+        paired t test's p. Exactly 0 or 1 where nothing varies."""
         if self.n_pairs < 2:
             return math.nan
-        if self.se == 0:
+        if self.seed_variance + self.image_variance == 0:
             return 1.0 if self.mean == 0 else 0.0
-        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.df))
-
-    def equivalence_p(self, margin: float) -> float:
-        """TOST: the larger of the one-sided p values of "difference <= -margin" and
-        "difference >= margin" (exactly 0 or 1 where nothing varies)."""
-        if self.n_pairs < 2:
-            return math.nan
-        if self.se == 0:
-            return 0.0 if abs(self.mean) < margin else 1.0
-        below = stats.t.sf((self.mean + margin) / self.se, self.df)
-        above = stats.t.cdf((self.mean - margin) / self.se, self.df)
-        return float(max(below, above))
+        if self.image_variance == 0:
+            return float(
+                2 * stats.t.sf(abs(self.mean) / math.sqrt(self.seed_variance), self.n_pairs - 1)
+            )
+        covered = pivot_coverage(
+            abs(self.mean), self.seed_variance, self.image_variance, self.n_pairs - 1
+        )
+        return float(1 - covered)
 
 
-def paired_estimate(
-    differences, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
-) -> PairedEstimate:
+def paired_estimate(differences) -> PairedEstimate:
     """From per-seed differences (n,), seeds only; or from per-image differences
     (seeds, images), whose row means are the per-seed differences, seeds and test images."""
     x = np.asarray(differences, dtype=float)
@@ -398,13 +401,13 @@ def paired_estimate(
     if n == 0:  # no seed trained at both depths
         return PairedEstimate(math.nan, 0, 0, math.nan, 0.0)
     seeds = math.nan if n < 2 else 0.0 if _no_spread(per_seed) else float(per_seed.var(ddof=1) / n)
-    images = image_variance(x, samples, seed) if x.ndim == 2 else 0.0
+    images = image_variance(x) if x.ndim == 2 else 0.0
     return PairedEstimate(
         float(per_seed.mean()), n, x.shape[1] if x.ndim == 2 else 0, seeds, images
     )
 
 
-def _groups(table: pd.DataFrame, keys: list[str]):
+def groups(table: pd.DataFrame, keys: list[str]):
     """groupby over `keys` that keeps empty cells (a baseline has no depth) and no keys at all."""
     if not keys:
         yield (), table
@@ -415,11 +418,11 @@ def _groups(table: pd.DataFrame, keys: list[str]):
 
 def depth_intervals(summary: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
     """Mean and 95 % interval of every metric (and the loss gap) per method, condition and
-    depth, over seeds."""
+    depth, over seeds: levels, which no verdict is read off."""
     refuse_duplicates(summary, conditions)
     rows = []
     for method, runs in summary.groupby("method", sort=False):
-        for key, group in _groups(runs, [*conditions, COMPARED]):
+        for key, group in groups(runs, [*conditions, COMPARED]):
             for metric, higher_is_better in (METRICS | DIAGNOSTICS).items():
                 if metric not in group:
                     continue
@@ -438,17 +441,24 @@ def refuse_duplicates(table: pd.DataFrame, conditions: list[str]) -> None:
     twice = table[table.duplicated(keys, keep=False)]
     if not twice.empty:
         first = twice.iloc[0]
-        named = ", ".join(f"{k} {_value(first[k])}" for k in keys if not pd.isna(first[k]))
+        named = ", ".join(f"{k} {axis_value(first[k])}" for k in keys if not pd.isna(first[k]))
         raise UserFacingError(
             f"the summary holds {int(twice.duplicated(keys).sum()) + 1} rows for {named}: "
             "each run once, please (delete summary.csv and run again)"
         )
 
 
+def axis_value(value) -> str:
+    """An axis value as written in config.yaml: 2, not the 2.0 of a column with empty cells."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _paired_depths(models: pd.DataFrame, conditions: list[str]):
-    """(condition key, rows of the setting, previous depth's rows, depth's rows) per depth
-    step, each depth's rows indexed by seed."""
-    for key, same in _groups(models, conditions):
+    """(condition key, previous depth's rows, depth's rows) per depth step and setting, each
+    depth's rows indexed by seed."""
+    for key, same in groups(models, conditions):
         depths = sorted(int(d) for d in same[COMPARED].unique())
         by_depth = {d: same[same[COMPARED] == d].set_index(REPLICATE) for d in depths}
         for previous, depth in zip(depths, depths[1:]):
@@ -456,46 +466,41 @@ def _paired_depths(models: pd.DataFrame, conditions: list[str]):
 
 
 def depth_comparisons(models: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
-    """Each depth against the next smaller depth of the same conditions, paired over seeds;
-    verdicts Holm-adjusted within each family (one step of one setting: all metrics; the loss
-    gap alone)."""
+    """Each depth against the next smaller depth of the same conditions, paired over seeds.
+    Each step's metrics are one family and its loss gap another: every interval of a family
+    of k is at level 1 - ALPHA / k, so they hold together with 1 - ALPHA, and each verdict is
+    read off its interval; p_adjusted is k p (Bonferroni), below ALPHA exactly where the
+    interval excludes 0."""
     refuse_duplicates(models, conditions)
     rows = []
     for key, old, new in _paired_depths(models, conditions):
-        depth, previous = int(new[COMPARED].iloc[0]), int(old[COMPARED].iloc[0])
         shared = new.index.intersection(old.index).sort_values()
         for family in (METRICS, DIAGNOSTICS):
-            family_rows = []
-            for metric, higher_is_better in family.items():
-                if metric not in new:
-                    continue
+            present = [m for m in family if m in new]
+            confidence = simultaneous_confidence(len(present))
+            for metric in present:
                 differences = (new.loc[shared, metric] - old.loc[shared, metric]).dropna()
-                mean, low, high = t_interval(differences)
-                dz, dz_low, dz_high = effect_size(differences)
-                family_rows.append(
+                estimate = paired_estimate(differences.to_numpy())
+                low, high = estimate.interval(confidence)
+                p_value = estimate.p_value()
+                rows.append(
                     [
                         *key,
-                        depth,
-                        previous,
+                        int(new[COMPARED].iloc[0]),
+                        int(old[COMPARED].iloc[0]),
                         metric,
-                        higher_is_better,
+                        family[metric],
                         len(differences),
-                        mean,
+                        estimate.mean,
+                        confidence,
                         low,
                         high,
-                        paired_p_value(differences),
-                        math.nan,  # p_holm, below
-                        "",  # verdict, below
-                        dz,
-                        dz_low,
-                        dz_high,
+                        p_value,
+                        min(1.0, p_value * len(present)),
+                        secondary_verdict(low, high, family[metric]),
+                        *effect_size(differences),
                     ]
                 )
-            at = len(key) + 8  # the p_value column
-            for row, adjusted in zip(family_rows, holm([r[at] for r in family_rows])):
-                row[at + 1] = adjusted
-                row[at + 2] = adjusted_verdict(row[len(key) + 5], adjusted, row[len(key) + 3])
-            rows += family_rows
     return pd.DataFrame(rows, columns=comparison_columns(conditions))
 
 
@@ -504,14 +509,15 @@ def primary_comparisons(
     conditions: list[str],
     question: Question,
     per_image: dict[str, np.ndarray] | None = None,
-    samples: int = BOOTSTRAP_SAMPLES,
 ) -> pd.DataFrame:
     """The primary question per depth step and setting: the mean paired difference of the
-    primary metric with its interval over seeds and, where `per_image` holds the metric's
-    per-image values by model id, over test images too; the Holm-adjusted difference and
-    equivalence tests over all steps; and the seeds a decision would take."""
+    primary metric and its interval at the study's simultaneous level, over seeds and, where
+    the metric is a mean of independent per-image terms (IMAGE_MEANS) and `per_image` holds
+    them by model id, over test images too; the verdict read off it; and the seeds a decision
+    would take."""
     refuse_duplicates(models, conditions)
     metric, margin = question.metric, question.smallest_difference
+    per_image = per_image if metric in IMAGE_MEANS else None
     rows = []
     for key, old, new in _paired_depths(models, conditions):
         shared = [
@@ -519,10 +525,7 @@ def primary_comparisons(
             for seed in new.index.intersection(old.index).sort_values()
             if not (pd.isna(new.loc[seed, metric]) or pd.isna(old.loc[seed, metric]))
         ]
-        estimate = paired_estimate(
-            _primary_differences(old, new, shared, metric, per_image), samples
-        )
-        low, high = estimate.interval()
+        estimate = paired_estimate(_primary_differences(old, new, shared, metric, per_image))
         compared = pd.concat([old.loc[shared], new.loc[shared]])
         rows.append(
             {
@@ -535,14 +538,12 @@ def primary_comparisons(
                 "n_pairs": estimate.n_pairs,
                 "n_seeds": len(new.index.union(old.index)),
                 "n_images": estimate.n_images,
+                "estimate": estimate,
                 "mean_difference": estimate.mean,
-                "ci_low": low,
-                "ci_high": high,
-                "df": estimate.df,
                 "seed_variance": estimate.seed_variance,
                 "image_variance": estimate.image_variance,
                 "p_value": estimate.p_value(),
-                "equivalence_p": estimate.equivalence_p(margin),
+                "sd": _sd([new.loc[s, metric] - old.loc[s, metric] for s in shared]),
                 "sd_upper": sd_upper_limit(
                     [new.loc[s, metric] - old.loc[s, metric] for s in shared]
                 ),
@@ -553,6 +554,10 @@ def primary_comparisons(
     if table.empty:
         return pd.DataFrame(columns=primary_columns(conditions))
     return _primary_decisions(table, margin)[primary_columns(conditions)]
+
+
+def _sd(differences) -> float:
+    return float(np.std(differences, ddof=1)) if len(differences) > 1 else math.nan
 
 
 def _primary_differences(old, new, shared, metric, per_image) -> np.ndarray:
@@ -589,562 +594,27 @@ def _budget(setting: pd.DataFrame, compared: pd.DataFrame) -> dict:
 
 
 def _primary_decisions(table: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Holm over every step's difference test and, apart, every equivalence test; verdicts;
-    the seeds each step would need, planned at the strictest Holm level (ALPHA / tests)."""
-    table["p_holm"] = holm(table["p_value"])
-    table["equivalence_p_holm"] = holm(table["equivalence_p"])
-    table["verdict"] = [_primary_verdict(row) for row in table.itertuples()]
-    alpha = ALPHA / len(table)
-    table["seeds_to_detect"] = [
-        seeds_to_detect(margin, row.sd_upper, row.image_variance, alpha)
+    """Every step's interval at the simultaneous level over the study's steps, its verdict,
+    and the seeds each step would need at that level: planned at the seeds' sd's upper limit
+    (pessimistic) and, beside it, at the observed sd."""
+    confidence = simultaneous_confidence(len(table))
+    alpha = 1 - confidence
+    table["confidence"] = confidence
+    bounds = [row.estimate.interval(confidence) for row in table.itertuples()]
+    table["ci_low"] = [low for low, _ in bounds]
+    table["ci_high"] = [high for _, high in bounds]
+    table["p_adjusted"] = np.minimum(1.0, table["p_value"] * len(table))
+    table["verdict"] = [
+        primary_verdict(row.ci_low, row.ci_high, margin, row.higher_is_better)
         for row in table.itertuples()
     ]
-    table["seeds_for_equivalence"] = [
-        seeds_for_equivalence(margin, row.sd_upper, row.image_variance, alpha)
-        for row in table.itertuples()
-    ]
+    for suffix, sd in (("", "sd_upper"), ("_observed", "sd")):
+        table[f"seeds_to_detect{suffix}"] = [
+            seeds_to_detect(margin, getattr(row, sd), row.image_variance, alpha)
+            for row in table.itertuples()
+        ]
+        table[f"seeds_for_equivalence{suffix}"] = [
+            seeds_for_equivalence(margin, getattr(row, sd), row.image_variance, alpha)
+            for row in table.itertuples()
+        ]
     return table
-
-
-def _primary_verdict(row) -> str:
-    if row.n_pairs < 2 or math.isnan(row.p_holm):
-        return "inconclusive"
-    if row.equivalence_p_holm < ALPHA:
-        return "no meaningful difference"
-    if row.p_holm < ALPHA:
-        return "better" if (row.mean_difference > 0) == row.higher_is_better else "worse"
-    return "inconclusive"
-
-
-def _value(value) -> str:
-    """An axis value as written in config.yaml: 2, not the 2.0 of a column with empty cells."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _setting(row, conditions: list[str], labels: dict[str, str]) -> str:
-    """e.g. "latent size 2"; empty cells (an axis a baseline does not use) left out."""
-    parts = [
-        f"{labels.get(c, c)} {_value(getattr(row, c))}"
-        for c in conditions
-        if not pd.isna(getattr(row, c))
-    ]
-    return ", ".join(parts)
-
-
-def _level(row) -> str:
-    if math.isnan(row.ci_low):
-        return f"{row.mean:.4g}"
-    return f"{row.mean:.4g} [{row.ci_low:.4g}, {row.ci_high:.4g}]"
-
-
-def _model_levels(intervals: pd.DataFrame, conditions: list[str]) -> dict[tuple, object]:
-    """(condition values as text..., depth, metric) -> the interval row of the models."""
-    models = intervals[intervals["method"] == AUTOENCODER]
-    return {
-        (*(_value(getattr(r, c)) for c in conditions), int(getattr(r, COMPARED)), r.metric): r
-        for r in models.itertuples()
-    }
-
-
-def _step(row) -> str:
-    return f"{getattr(row, f'previous_{COMPARED}')} → {getattr(row, COMPARED)}"
-
-
-def _claim(group: pd.DataFrame, constructs: tuple[str, ...]) -> str:
-    """How one step's verdicts bear on a claim that depth improves `constructs`: it holds
-    only when every one of their metrics is better; which metrics disagree, by name."""
-    metrics = [m for c in constructs for m in CONSTRUCTS[c]]
-    verdicts = dict(zip(group["metric"], group["verdict"]))
-    by_verdict = {v: [m for m in metrics if verdicts.get(m) == v] for v in VERDICTS}
-    present = [m for m in metrics if m in verdicts]
-    if present and len(by_verdict["better"]) == len(present):
-        return "holds (every metric better)"
-    if present and len(by_verdict["worse"]) == len(present):
-        return "contradicted (every metric worse)"
-    named = "; ".join(f"{v}: {', '.join(ms)}" for v, ms in by_verdict.items() if ms)
-    return f"not shown ({named})" if named else "not shown (no metric scored)"
-
-
-def _agreement(
-    comparisons: pd.DataFrame, conditions: list[str], axis: str, labels: dict[str, str]
-) -> list[str]:
-    """Per depth step (and the other conditions): do the verdicts agree across `axis`'s values?"""
-    others = [c for c in conditions if c != axis]
-    values = list(dict.fromkeys(_value(v) for v in comparisons[axis]))
-    lines = []
-    for _, group in _groups(comparisons, [*others, f"previous_{COMPARED}", COMPARED]):
-        first = next(group.itertuples())
-        setting = _setting(first, others, labels)
-        by_metric = {
-            metric: {_value(getattr(r, axis)): r.verdict for r in rows.itertuples()}
-            for metric, rows in group.groupby("metric", sort=False)
-        }
-        differ = [
-            f"{metric} ({', '.join(f'{v}: {verdicts.get(v, NA)}' for v in values)})"
-            for metric, verdicts in by_metric.items()
-            if len(set(verdicts.values())) > 1 or len(verdicts) < len(values)
-        ]
-        where = f" ({setting})" if setting else ""
-        lines.append(
-            f"- {_step(first)} hidden layers{where}: "
-            + (
-                f"the verdicts differ on {'; '.join(differ)}; they agree on the other metrics."
-                if differ
-                else "the verdicts agree on every metric."
-            )
-        )
-    return lines
-
-
-def _shown(models: pd.DataFrame, conditions: list[str], omit: dict | None) -> list[str]:
-    """The conditions sentences name: all but those where every model has the omitted value
-    (a study of the article arm alone need not say "arm article" everywhere); the tables keep
-    every column."""
-    omit = omit or {}
-    return [
-        c
-        for c in conditions
-        if not (c in omit and c in models and (models[c].astype(str) == str(omit[c])).all())
-    ]
-
-
-def headline(
-    summary: pd.DataFrame,
-    primary: pd.DataFrame,
-    conditions: list[str],
-    labels: dict[str, str],
-    omit: dict | None = None,
-) -> list[str]:
-    """The answer in a few plain sentences (no markup): findings.md begins with them and the
-    report's home page shows them. One per depth step (and setting), answering the primary
-    question in the metric's units: the difference and its interval, the paired seeds it rests
-    on and the training budget, then the verdict; first, that a single seed cannot call any
-    difference clear; or that only one depth was trained."""
-    if primary.empty:
-        return ["Only one depth was trained, so there is nothing to compare."]
-    models = summary[summary["method"] == AUTOENCODER]
-    sentences = []
-    if models[REPLICATE].nunique() < 2:
-        sentences.append(
-            "With a single seed no difference can be called clear: "
-            "add seeds (e.g. --config seeds=[0,1,2]) to answer the question."
-        )
-    shown = _shown(models, conditions, omit)
-    several = len(list(_groups(primary, conditions))) > 1
-    for row in primary.itertuples():
-        sentences.append(f"{_step_in_setting(row, shown, labels, several)}: {_primary_answer(row)}")
-    return sentences
-
-
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _primary_answer(row) -> str:
-    """e.g. "knn_accuracy +0.127 [0.123, 0.130] (3 paired seeds, 50 epochs): better." """
-    if row.n_pairs == 0:
-        measured = f"{row.metric}: no seed trained at both depths"
-    elif math.isnan(row.ci_low):
-        measured = f"{row.metric} {row.mean_difference:+.4g}, no interval"
-    else:
-        measured = (
-            f"{row.metric} {row.mean_difference:+.4g} "
-            f"[{_number(row.ci_low)}, {_number(row.ci_high)}]"
-        )
-    return f"{measured} ({_pairs(row)}, {_budget_text(row)}): {_primary_outcome(row)}."
-
-
-def _pairs(row) -> str:
-    """How many paired seeds, flagged where seeds lack a partner or there are too few."""
-    text = f"{row.n_pairs} paired seed{'s' if row.n_pairs != 1 else ''}"
-    if row.n_pairs < row.n_seeds:
-        text = f"only {text} of the {row.n_seeds} seeds trained at these depths"
-    return text
-
-
-def _budget_text(row) -> str:
-    if pd.isna(row.epochs):
-        return "training budget unknown"
-    text = f"{int(row.epochs)} epoch{'s' if row.epochs != 1 else ''}"
-    if not pd.isna(row.early_stopping_patience) and row.early_stopping_patience > 0:
-        text = f"up to {text}, early stopping"
-    if row.still_improving:
-        share = (
-            f"all {row.n_models}"
-            if row.still_improving == row.n_models
-            else f"{row.still_improving} of its {row.n_models}"
-        )
-        text += f", {share} models still improving at the end"
-    return text
-
-
-def _primary_outcome(row) -> str:
-    margin = f"±{row.smallest_difference:g}"
-    if row.verdict in ("better", "worse"):
-        return row.verdict
-    if row.verdict == "no meaningful difference":
-        return f"within {margin}: no meaningful difference"
-    if row.n_pairs < 2:
-        return "inconclusive: at least 2 paired seeds are needed for an interval"
-    if math.isnan(row.seeds_to_detect) and math.isnan(row.seeds_for_equivalence):
-        return (
-            f"inconclusive: the interval neither excludes 0 nor lies within {margin}, and "
-            f"no number of seeds up to {MAX_SEEDS} would decide"
-        )
-    return (
-        f"inconclusive: the interval neither excludes 0 nor lies within {margin}; about "
-        f"{_seeds(row.seeds_to_detect)} seeds would show a difference of "
-        f"{row.smallest_difference:g} ({_seeds(row.seeds_for_equivalence)} to show there is none)"
-    )
-
-
-def _seeds(count: float) -> str:
-    return f"more than {MAX_SEEDS}" if math.isnan(count) else f"{count:.0f}"
-
-
-def _step_in_setting(row, shown: list[str], labels: dict[str, str], several: bool) -> str:
-    """e.g. "1 → 2 hidden layers (latent size 8)"; the setting only where there are several."""
-    setting = _setting(row, shown, labels)
-    return f"{_step(row)} hidden layers{f' ({setting})' if several and setting else ''}"
-
-
-def headline_rst(sentences: list[str]) -> str:
-    """The headline as a reStructuredText bullet list, its text escaped (the report's home page
-    includes it)."""
-    return "".join("- " + RST_MARKUP.sub(r"\\\g<0>", s) + "\n" for s in sentences)
-
-
-@dataclass
-class _Study:
-    """What every section of findings.md reads: the tables and how to name a setting."""
-
-    summary: pd.DataFrame
-    intervals: pd.DataFrame
-    comparisons: pd.DataFrame
-    primary: pd.DataFrame
-    conditions: list[str]
-    labels: dict[str, str]
-    omit: dict | None
-
-    def __post_init__(self):
-        self.models = self.summary[self.summary["method"] == AUTOENCODER]
-        self.shown = _shown(self.models, self.conditions, self.omit)
-        self.levels = _model_levels(self.intervals, self.conditions)
-        is_metric = self.comparisons["metric"].isin(list(METRICS))
-        self.metric_rows = self.comparisons[is_metric]
-        self.gap_rows = self.comparisons[~is_metric]
-
-    def setting(self, row) -> str:
-        """ " (latent size 2, ...)" for a row, or "" where nothing needs naming."""
-        text = _setting(row, self.shown, self.labels)
-        return f" ({text})" if text else ""
-
-    def steps(self, rows: pd.DataFrame):
-        """The groups of `rows` per setting and depth step."""
-        return _groups(rows, [*self.conditions, f"previous_{COMPARED}", COMPARED])
-
-    def level_at(self, row, depth_column: str, metric: str):
-        key = tuple(_value(getattr(row, c)) for c in self.conditions)
-        return self.levels.get((*key, int(getattr(row, depth_column)), metric))
-
-
-def findings_markdown(
-    summary: pd.DataFrame,
-    intervals: pd.DataFrame,
-    comparisons: pd.DataFrame,
-    primary: pd.DataFrame,
-    conditions: list[str],
-    labels: dict[str, str],
-    data: str,
-    dataset: str | None = None,
-    omit: dict | None = None,
-) -> str:
-    """A short written answer to "does depth improve the latent representation?".
-
-    Every sentence is derived from the tables; nothing here is fixed text about results
-    (but the published reference points of `dataset`, which are cited as such).
-    """
-    study = _Study(summary, intervals, comparisons, primary, conditions, labels, omit)
-    lines = _introduction(study, data)
-    if not comparisons.empty:
-        lines += _secondary(study) + _agreements(study) + _article_claims(study)
-    lines += _convergence(study) + _ceilings(study, dataset) + _levels_table(study)
-    if not comparisons.empty:
-        lines += _primary_table(study) + _differences_table(study)
-    return "\n".join(lines) + "\n"
-
-
-def _introduction(study: _Study, data: str) -> list[str]:
-    """The headline sentences, the declared question, then what the answer rests on."""
-    seeds = sorted(int(s) for s in study.models[REPLICATE].unique())
-    depths = sorted(int(d) for d in study.models[COMPARED].unique())
-    baselines = [m for m in study.summary["method"].unique() if m != AUTOENCODER]
-    sentences = headline(study.summary, study.primary, study.conditions, study.labels, study.omit)
-    return [
-        "# Does depth improve the latent representation?",
-        "",
-        *(f"- **{sentence}**" for sentence in sentences),
-        "",
-        *_question(study),
-        f"Data: {data}. Depths compared: {', '.join(map(str, depths))}. "
-        f"Seeds trained: {len(seeds)} ({', '.join(map(str, seeds))}); a comparison pairs "
-        "the models of two depths that share a seed, and each sentence names its pairs. "
-        f"Baselines: {', '.join(baselines) if baselines else 'none'}.",
-        "",
-    ]
-
-
-def _question(study: _Study) -> list[str]:
-    """The declared primary question and how it is answered."""
-    if study.primary.empty:
-        return []
-    first = next(study.primary.itertuples())
-    noise = (
-        "over seeds and over test images (a paired bootstrap over the "
-        f"{first.n_images:,} test images, joined with the seeds' t interval)"
-        if first.n_images
-        else "over seeds only: conditional on this test set"
-    )
-    return [
-        f"Primary question, declared in the config before the study ran: does {first.metric} "
-        f"change by at least {first.smallest_difference:g} (its own units) from one depth to "
-        f'the next? Intervals are 95 % {noise}. "Better" or "worse" is the paired '
-        "test's verdict and \"no meaningful difference\" the equivalence test's (TOST against "
-        f"±{first.smallest_difference:g}), each Holm-adjusted over the {len(study.primary)} "
-        f"primary test{'s' if len(study.primary) != 1 else ''} (family-wise error rate "
-        f"{ALPHA:.0%}); the seeds a decision would take are planned from the smallest "
-        "difference, not from the observed effect.",
-        "",
-    ]
-
-
-def _secondary(study: _Study) -> list[str]:
-    """Per depth step, each construct's metrics: difference, interval, verdict."""
-    lines = [
-        "## Secondary results by construct",
-        "",
-        "Paired differences (deeper minus shallower) over seeds, conditional on this test set; "
-        "verdicts Holm-adjusted over the step's metrics.",
-        "",
-    ]
-    several = len(list(_groups(study.metric_rows, study.conditions))) > 1
-    primary = set(study.primary["metric"])
-    for _, group in study.steps(study.metric_rows):
-        first = next(group.itertuples())
-        lines.append(f"- {_step_in_setting(first, study.shown, study.labels, several)}:")
-        rows = {row.metric: row for row in group.itertuples()}
-        for construct, metrics in CONSTRUCTS.items():
-            parts = [
-                f"{m} (the primary metric: its answer, with test-image noise, is above)"
-                if m in primary
-                else _difference_part(rows[m])
-                for m in metrics
-                if m in rows
-            ]
-            if parts:
-                lines.append(f"  - {construct}: {'; '.join(parts)}")
-    return lines
-
-
-def _difference_part(row) -> str:
-    """e.g. "silhouette +0.02 [-0.01, 0.05], no clear difference (higher is better)"."""
-    interval = "" if math.isnan(row.ci_low) else f" [{_number(row.ci_low)}, {_number(row.ci_high)}]"
-    direction = "higher" if row.higher_is_better else "lower"
-    return (
-        f"{row.metric} {row.mean_difference:+.4g}{interval}, {row.verdict} ({direction} is better)"
-    )
-
-
-def _agreements(study: _Study) -> list[str]:
-    """Whether the verdicts agree between arms, and between training regimes."""
-    lines = []
-    for axis, title in (
-        (ARM, "## Depth or capacity? (the article's widths against matched parameter counts)"),
-        (REGIME, "## Does each verdict survive training to convergence?"),
-    ):
-        if axis in study.conditions and study.metric_rows[axis].nunique() > 1:
-            lines += ["", title, ""] + _agreement(
-                study.metric_rows, study.shown, axis, study.labels
-            )
-    return lines
-
-
-def _article_claims(study: _Study) -> list[str]:
-    """The article's claims (clusters, reconstructions, overfitting) against the verdicts."""
-    lines = ["", "## The article's claims", ""]
-    for claim, constructs in CLAIMS.items():
-        steps = [
-            f"{_step(first := next(g.itertuples()))}{study.setting(first)}: {_claim(g, constructs)}"
-            for _, g in study.steps(study.metric_rows)
-        ]
-        lines.append(f"- {claim} ({', '.join(constructs)}): " + "; ".join(steps) + ".")
-    if study.gap_rows.empty:
-        return lines
-    steps = []
-    for row in study.gap_rows.itertuples():
-        old = study.level_at(row, f"previous_{COMPARED}", row.metric)
-        new = study.level_at(row, COMPARED, row.metric)
-        holds = {"worse": "holds", "better": "contradicted"}.get(row.verdict, "not shown")
-        steps.append(
-            f"{_step(row)}{study.setting(row)}: gap "
-            f"{_level(old) if old else 'n/a'} → {_level(new) if new else 'n/a'}, {holds}"
-        )
-    lines.append(
-        "- Overfitting with more depth (test minus train loss at the kept epoch grows): "
-        + "; ".join(steps)
-        + "."
-    )
-    return lines
-
-
-def _convergence(study: _Study) -> list[str]:
-    """How many seeds per depth were still improving at their last epoch."""
-    models = study.models
-    if "still_improving" not in models or not models["still_improving"].notna().any():
-        return []
-    lines = ["", "## Trained enough?", ""]
-    for _, group in _groups(models, [*study.conditions, COMPARED]):
-        first = next(group.itertuples())
-        improving = int(group["still_improving"].fillna(False).astype(bool).sum())
-        lines.append(
-            f"- {_value(getattr(first, COMPARED))} hidden layer(s){study.setting(first)}: "
-            f"{improving} of {len(group)} seeds still "
-            "improving at their last epoch (held-out loss slope over the last 10 epochs "
-            f"{group['val_slope_last10'].mean():.3g} per epoch)"
-        )
-    if models["still_improving"].fillna(False).astype(bool).any():
-        lines.append(
-            "\nModels still improving were not trained to convergence: rerun with the "
-            "`converged` training regime (`--config trainings=[fixed,converged]`) to see "
-            "whether the verdicts survive."
-        )
-    return lines
-
-
-def _ceilings(study: _Study, dataset: str | None) -> list[str]:
-    """The baselines' kNN accuracy, the best autoencoder's, and the published ones."""
-    intervals = study.intervals
-    knn = intervals[(intervals["metric"] == "knn_accuracy") & (intervals["method"] != AUTOENCODER)]
-    published = PUBLISHED_KNN.get(dataset or "", {})
-    if knn.empty and not published:
-        return []
-    lines = ["", "## Reference ceilings (kNN accuracy of 2-D embeddings)", ""]
-    for row in knn.itertuples():
-        lines.append(f"- {row.method}{study.setting(row)}: {_level(row)} (this study)")
-    best = intervals[(intervals["method"] == AUTOENCODER) & (intervals["metric"] == "knn_accuracy")]
-    if not best.empty:
-        top = next(best.loc[[best["mean"].idxmax()]].itertuples())
-        lines.append(
-            f"- best autoencoder: {_level(top)} at {_value(getattr(top, COMPARED))} hidden layer(s)"
-            + study.setting(top)
-        )
-    if published:
-        lines.append(
-            "- published, full "
-            + f"{dataset} (Sainburg, McInnes & Gentner 2021, Neural Computation 33(11)): "
-            + ", ".join(f"{name} {value:.3f}" for name, value in published.items())
-        )
-    return lines
-
-
-def _levels_table(study: _Study) -> list[str]:
-    """Mean and interval of the headline metrics per model setting and baseline."""
-    conditions, models = study.conditions, study.models
-    level_metrics = [m for m in HEADLINE_METRICS if m in set(study.intervals["metric"])]
-    params = (
-        models.groupby([*conditions, COMPARED], dropna=False)["params"].first()
-        if "params" in models
-        else None
-    )
-    lines = [
-        "",
-        "## Levels (test split; mean and 95 % interval over seeds)",
-        "",
-        "| run | parameters | " + " | ".join(level_metrics) + " |",
-        "| --- | --- |" + " --- |" * len(level_metrics),
-    ]
-    for _, group in _groups(study.intervals, ["method", *conditions, COMPARED]):
-        first = next(group.itertuples())
-        setting = _setting(first, study.shown, study.labels)
-        count = "n/a"
-        if first.method == AUTOENCODER:
-            name = f"{_value(getattr(first, COMPARED))} hidden layer(s)"
-            key = (*(getattr(first, c) for c in conditions), getattr(first, COMPARED))
-            if params is not None and key in params.index:
-                count = f"{int(params.loc[key]):,}"
-        else:
-            name = f"baseline {first.method}"
-        table = group.set_index("metric")
-        cells = [
-            _level(next(table.loc[[m]].itertuples())) if m in table.index else "n/a"
-            for m in level_metrics
-        ]
-        lines.append(
-            f"| {name}{', ' + setting if setting else ''} | {count} | " + " | ".join(cells) + " |"
-        )
-    return lines
-
-
-def _table_head(study: _Study, title: str, columns: list[str]) -> list[str]:
-    """A table's title, then its header: the condition columns, then `columns`."""
-    cells = [*(study.labels.get(c, c) for c in study.conditions), *columns]
-    return ["", title, "", "| " + " | ".join(cells) + " |", "|" + " --- |" * len(cells)]
-
-
-def _primary_table(study: _Study) -> list[str]:
-    """The primary question per step: both tests, the noise parts and the seeds to decide."""
-    conditions = study.conditions
-    lines = _table_head(
-        study,
-        "## Primary question in detail",
-        ["depths", "pairs", "mean difference", "95 % interval", "Holm p (difference)",
-         "Holm p (equivalence)", "verdict", "seed part of the variance", "image part",
-         "seeds to show the smallest difference", "seeds to show none"],
-    )  # fmt: skip
-    for row in study.primary.itertuples():
-        values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
-        interval = (
-            "n/a" if math.isnan(row.ci_low) else f"[{_number(row.ci_low)}, {_number(row.ci_high)}]"
-        )
-        cells = [
-            f"{row.n_pairs}",
-            f"{row.mean_difference:+.4g}",
-            interval,
-            *(NA if math.isnan(p) else f"{p:.3g}" for p in (row.p_holm, row.equivalence_p_holm)),
-            row.verdict,
-            *(NA if math.isnan(v) else f"{v:.3g}" for v in (row.seed_variance, row.image_variance)),
-            *(
-                _seeds(n) if row.n_pairs >= 2 else NA
-                for n in (row.seeds_to_detect, row.seeds_for_equivalence)
-            ),
-        ]
-        lines.append(f"| {values}{_step(row)} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _differences_table(study: _Study) -> list[str]:
-    """Every paired comparison over seeds: difference, interval, Holm p, verdict, d_z."""
-    conditions = study.conditions
-    lines = _table_head(
-        study,
-        "## Paired differences over seeds (deeper minus shallower)",
-        ["depths", "metric", "better if", "mean difference", "95 % interval", "Holm p",
-         "verdict", "d_z [95 %]"],
-    )  # fmt: skip
-    for row in study.comparisons.itertuples():
-        interval = "n/a" if math.isnan(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
-        values = "".join(f"{_value(getattr(row, c))} | " for c in conditions)
-        effect = (
-            "n/a"
-            if math.isnan(row.effect_size)
-            else f"{row.effect_size:.3g} [{row.effect_low:.3g}, {row.effect_high:.3g}]"
-        )
-        p_holm = "n/a" if math.isnan(row.p_holm) else f"{row.p_holm:.3g}"
-        lines.append(
-            f"| {values}{_step(row)} | "
-            f"{row.metric} | {'higher' if row.higher_is_better else 'lower'} | "
-            f"{row.mean_difference:.4g} | {interval} | {p_holm} | {row.verdict} | {effect} |"
-        )
-    return lines
