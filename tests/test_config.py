@@ -368,6 +368,67 @@ def test_values_the_data_cannot_support_get_one_exact_line(changes, message):
     assert error_of(config_with(**changes)) == message
 
 
+# The primary question: a metric, and a difference in its units that two models could show
+# (aedepth.metrics.RANGES); each was accepted before and made every verdict "no meaningful
+# difference" (a δ past the range) after the whole study had trained.
+METRIC_NAMES = (
+    "knn_accuracy, silhouette, davies_bouldin, calinski_harabasz, kmeans_ari, kmeans_nmi, "
+    "trustworthiness, reconstruction_bce, reconstruction_mse"
+)
+BAD_QUESTIONS = {
+    "metric unknown": (
+        {"primary_metric": "accuracy"},
+        f"config key 'primary_metric' = 'accuracy' is not a metric: use one of {METRIC_NAMES}",
+    ),
+    "difference far past the range": (
+        {"smallest_difference": 1e9},
+        "config key 'smallest_difference' = 1000000000.0 is not smaller than knn_accuracy's "
+        "range [0, 1]: use a difference that matters in its units, e.g. 0.01",
+    ),
+    "difference of the whole range": (
+        {"smallest_difference": 1},
+        "config key 'smallest_difference' = 1 is not smaller than knn_accuracy's range [0, 1]: "
+        "use a difference that matters in its units, e.g. 0.01",
+    ),
+    "difference of a range from -0.5": (
+        {"primary_metric": "kmeans_ari", "smallest_difference": 1.5},
+        "config key 'smallest_difference' = 1.5 is not smaller than kmeans_ari's range "
+        "[-0.5, 1]: use a difference that matters in its units, e.g. 0.015",
+    ),
+    "difference past the clipped BCE": (
+        {"primary_metric": "reconstruction_bce", "smallest_difference": 17},
+        "config key 'smallest_difference' = 17 is not smaller than reconstruction_bce's range "
+        "[0, 16.1181]: use a difference that matters in its units, e.g. 0.16",
+    ),
+    "difference 0": (
+        {"smallest_difference": 0},
+        "config key 'smallest_difference' = 0 is not above 0: use a difference that matters "
+        "in knn_accuracy's units (its range is [0, 1]), e.g. 0.01",
+    ),
+    "difference below 0, unbounded metric": (
+        {"primary_metric": "davies_bouldin", "smallest_difference": -0.1},
+        "config key 'smallest_difference' = -0.1 is not above 0: use a difference that "
+        "matters in davies_bouldin's units (its range is [0, inf])",
+    ),
+}
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_QUESTIONS.values(), ids=BAD_QUESTIONS.keys())
+def test_a_question_no_two_models_could_answer_gets_one_exact_line(changes, message):
+    assert error_of(config_with(**changes)) == message
+
+
+def test_differences_inside_the_metrics_range_are_accepted():
+    for metric, delta in [
+        ("silhouette", 1.99),  # range [-1, 1]
+        ("kmeans_ari", 1.49),  # [-0.5, 1]
+        ("davies_bouldin", 1e9),  # unbounded above: any difference above 0
+        ("calinski_harabasz", 1e6),
+        ("reconstruction_bce", 16.0),
+    ]:
+        validate_config(config_with(primary_metric=metric, smallest_difference=delta), SCHEMA)
+
+
 def test_the_limits_themselves_are_accepted():
     sample = {"source": "sample", "trustworthiness_samples": 2000}
     validate_config(config_with(**sample, knn_neighbors=4000, kmeans_clusters=1000), SCHEMA)

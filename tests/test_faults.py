@@ -174,6 +174,11 @@ BAD_CLI_CONFIGS = {
         "aedepth: config key 'study' = 'a/b' is not a folder name: set 'study' to letters, "
         "digits, '.', '_', '+' or '-', starting with a letter or digit",
     ),
+    "smallest_difference=1": (
+        ["smallest_difference=1"],
+        "aedepth: config key 'smallest_difference' = 1 is not smaller than knn_accuracy's "
+        "range [0, 1]: use a difference that matters in its units, e.g. 0.01",
+    ),
     "device=tpu": (
         ["device=tpu"],
         "aedepth: config key 'device' = 'tpu' is invalid "

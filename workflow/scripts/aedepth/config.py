@@ -40,7 +40,7 @@ from aedepth.sources import (
     source_sizes,
 )
 from aedepth.grid import RESULTS, study_name
-from aedepth.metrics import METRICS
+from aedepth.metrics import METRICS, RANGES
 from aedepth.jobs import ConfigError
 
 # scikit-learn's random_state (NumPy's legacy seeding) takes seeds below 2**32; torch below 2**64.
@@ -116,6 +116,10 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
     validator = _StrictValidator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
+        if list(error.absolute_path) == ["smallest_difference"] and error.validator == (
+            "exclusiveMinimum"
+        ):
+            _check_smallest_difference(config)  # the same refusal, naming the metric's range
         raise ConfigError(_describe(error, schema))
 
     largest_depth = max(config["depths"])
@@ -138,6 +142,7 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
             f"config key 'primary_metric' = {_shown(config['primary_metric'])} is not a metric: "
             f"use one of {', '.join(METRICS)}"
         )
+    _check_smallest_difference(config)
     _check_checksum_names(config)
     _reject_braces(config)
     for index, seed in enumerate(config["seeds"]):
@@ -178,6 +183,30 @@ def _check_dataset(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'classes' = {_shown(config['classes'])} names the classes of an .npz "
             "source only (an image folder's are its folders, IDX files' their dataset's): use []"
+        )
+
+
+def _check_smallest_difference(config: dict[str, Any]) -> None:
+    """δ is a difference in the primary metric's units: above 0 and below the span of its
+    values (aedepth.metrics.RANGES), else no pair of models could ever differ by it. Also
+    called when the schema refuses δ <= 0, to name the range; a bad metric is left to it."""
+    metric, delta = config.get("primary_metric"), config.get("smallest_difference")
+    if not isinstance(metric, str) or metric not in RANGES:
+        return
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)):
+        return
+    low, high = RANGES[metric]
+    values = f"[{low:g}, {high:g}]"
+    example = f", e.g. {(high - low) / 100:.2g}" if math.isfinite(high - low) else ""
+    if delta <= 0:
+        raise ConfigError(
+            f"config key 'smallest_difference' = {delta!r} is not above 0: use a difference "
+            f"that matters in {metric}'s units (its range is {values}){example}"
+        )
+    if delta >= high - low:
+        raise ConfigError(
+            f"config key 'smallest_difference' = {delta!r} is not smaller than {metric}'s "
+            f"range {values}: use a difference that matters in its units{example}"
         )
 
 
