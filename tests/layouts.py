@@ -22,15 +22,16 @@ INTERVAL_LAYOUT = [
 ]  # fmt: skip
 COMPARISON_LAYOUT = [
     "latent_dim", "arm", "training", "depth", "previous_depth", "metric", "higher_is_better",
-    "n_pairs", "mean_difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict",
-    "effect_size", "effect_low", "effect_high",
+    "n_pairs", "mean_difference", "confidence", "ci_low", "ci_high", "p_value", "p_adjusted",
+    "verdict", "effect_size", "effect_low", "effect_high",
 ]  # fmt: skip
 PRIMARY_LAYOUT = [
     "latent_dim", "arm", "training", "depth", "previous_depth", "metric", "higher_is_better",
-    "smallest_difference", "n_pairs", "n_seeds", "n_images", "mean_difference", "ci_low",
-    "ci_high", "df", "seed_variance", "image_variance", "p_value", "p_holm", "equivalence_p",
-    "equivalence_p_holm", "verdict", "seeds_to_detect", "seeds_for_equivalence", "epochs",
-    "early_stopping_patience", "n_models", "still_improving",
+    "smallest_difference", "n_pairs", "n_seeds", "n_images", "mean_difference", "confidence",
+    "ci_low", "ci_high", "seed_variance", "image_variance", "p_value", "p_adjusted", "verdict",
+    "seeds_to_detect", "seeds_for_equivalence", "seeds_to_detect_observed",
+    "seeds_for_equivalence_observed", "epochs", "early_stopping_patience", "n_models",
+    "still_improving",
 ]  # fmt: skip
 PER_IMAGE_LAYOUT = [
     "index",

@@ -9,17 +9,14 @@ import pytest
 
 from layouts import COMPARISON_LAYOUT, INTERVAL_LAYOUT
 
+from aedepth.findings import findings_markdown, headline, headline_rst
 from aedepth.metrics import METRICS
 from aedepth.stats import (
     Question,
     depth_comparisons,
     depth_intervals,
     effect_size,
-    findings_markdown,
-    headline,
-    headline_rst,
-    holm,
-    paired_p_value,
+    paired_estimate,
     paired_power,
     primary_comparisons,
     seeds_for_power,
@@ -118,7 +115,7 @@ def test_baselines_get_intervals_by_name_over_their_seeds():
 def test_findings_name_every_baseline():
     text = findings(with_baselines(models_table()))
     assert "Baselines: pca, random_projection." in text
-    assert "| 1 hidden layer(s), latent size 2 | n/a | 0.62 [" in text  # not "1.0"
+    assert "| 1 hidden layer(s), latent size 2 | n/a | 0.620 [" in text  # not "1.0"
     assert "| baseline pca, latent size 2 | n/a | 0.4 | 0.4 | 0.4 | 0.4 |" in text
     assert "| baseline random_projection, latent size 2 | n/a | 0.11 [" in text
     assert text.splitlines()[-1].startswith("| 2 | 1 → 2 | reconstruction_mse |")
@@ -148,14 +145,15 @@ def test_pairs_use_only_shared_seeds():
 def test_findings_follow_the_numbers():
     text = findings(models_table())
     assert "Seeds trained: 3 (0, 1, 2)" in text
-    assert "1 → 2 hidden layers: knn_accuracy +0.1067 [" in text
+    assert "1 → 2 hidden layers: knn_accuracy +0.107 [0.092, 0.122] (95 % interval;" in text
     assert "  - class separation: knn_accuracy (the primary metric" in text
-    assert "davies_bouldin +0.5333 [0.3899, 0.6768], worse (lower is better)" in text
+    assert "davies_bouldin +0.53 [0.08, 0.98], worse (lower is better)" in text
     assert not re.search(r"\bof \d+ metrics\b|\bon \d+ of\b", text)  # no counts of metrics
 
     other = findings(models_table(depth2_knn=(0.50, 0.52, 0.55)))
     assert other != text
-    assert "knn_accuracy -0.09667 [" in other and "): worse." in other
+    assert "knn_accuracy -0.097 [" in other
+    assert "): worse by at least 0.01: the whole interval lies at or below -0.01." in other
 
 
 def test_findings_with_one_seed_say_so():
@@ -171,15 +169,16 @@ def table_headline(table, conditions=CONDITIONS, question=QUESTION):
 
 
 def test_the_headline_follows_the_numbers_and_findings_begin_with_it():
-    # differences 0.10, 0.11, 0.11: t interval 0.1067 +- 4.303 * 0.005774 / sqrt(3)
+    # differences 0.10, 0.11, 0.11: t interval 0.1067 +- 4.303 * 0.005774 / sqrt(3), that is
+    # [0.09232, 0.1210]: a half-width of 0.014 shows 3 decimals, the ends rounded outwards
     assert table_headline(models_table()) == [
-        "1 → 2 hidden layers: knn_accuracy +0.1067 [0.09232, 0.121] "
-        "(3 paired seeds, 50 epochs): better."
+        "1 → 2 hidden layers: knn_accuracy +0.107 [0.092, 0.122] (95 % interval; 3 paired "
+        "seeds, 50 epochs): better by at least 0.01: the whole interval lies at or above +0.01."
     ]
     worse = models_table(depth2_knn=(0.50, 0.52, 0.55))
     assert table_headline(worse) == [
-        "1 → 2 hidden layers: knn_accuracy -0.09667 [-0.111, -0.08232] "
-        "(3 paired seeds, 50 epochs): worse."
+        "1 → 2 hidden layers: knn_accuracy -0.097 [-0.112, -0.082] (95 % interval; 3 paired "
+        "seeds, 50 epochs): worse by at least 0.01: the whole interval lies at or below -0.01."
     ]
     # findings.md: its title, then the headline as bold bullets, then everything else
     lines = findings(worse).splitlines()
@@ -190,15 +189,17 @@ def test_the_headline_follows_the_numbers_and_findings_begin_with_it():
         "",
     ]
     assert lines[4].startswith(
-        "Primary question, declared in the config before the study ran: does knn_accuracy "
-        "change by at least 0.01"
+        "Primary question: does knn_accuracy change by at least 0.01 (its own units) from one "
+        "depth to the next? The step's interval is at 95 %, over seeds only"
     )
+    assert lines[4].endswith("The chance that this verdict is false is at most 5 %.")
+    assert "declared" not in lines[4]  # no record of when: nothing said about it
 
 
 def test_the_headline_says_first_what_limits_the_answer():
     table = models_table()
     one_seed = table_headline(table[table.seed == 0])
-    assert one_seed[0].startswith("With a single seed no difference can be called clear")
+    assert one_seed[0].startswith("With a single seed there is no interval, so no step can")
     assert one_seed[1:] == [
         "1 → 2 hidden layers: knn_accuracy +0.1, no interval (1 paired seed, 50 epochs): "
         "inconclusive: at least 2 paired seeds are needed for an interval."
@@ -226,29 +227,23 @@ def test_comparisons_stay_within_one_latent_size():
     assert knn.loc[2, "verdict"] == "better" and knn.loc[8, "verdict"] == "worse"
     assert len(depth_intervals(both, CONDITIONS)) == 4 * len(METRICS)
     text = findings(both)
-    assert "- **1 → 2 hidden layers (latent size 8): knn_accuracy -0.09667 [" in text
-    assert "- **1 → 2 hidden layers (latent size 2): knn_accuracy +0.1067 [" in text
-
-
-def test_holm_known_values():
-    # sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04; made monotone: 0.06
-    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5, 0.9]).tolist() == pytest.approx([1.0, 1.0])  # capped at 1
-    adjusted = holm([0.02, math.nan, 0.01])  # NaN is not part of the family
-    assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.02)
-    assert math.isnan(adjusted[1])
+    assert "- **1 → 2 hidden layers (latent size 8): knn_accuracy -0.097 [" in text
+    assert "- **1 → 2 hidden layers (latent size 2): knn_accuracy +0.107 [" in text
 
 
 def test_paired_p_value_matches_scipy_and_edge_cases():
     from scipy import stats
 
+    def p(d):
+        return paired_estimate(d).p_value()
+
     d = [0.1, 0.3, 0.2, 0.25]
-    assert paired_p_value(d) == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
-    assert math.isnan(paired_p_value([0.1]))
-    assert paired_p_value([0.0, 0.0]) == 1.0
+    assert p(d) == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    assert math.isnan(p([0.1]))
+    assert p([0.0, 0.0]) == 1.0
     # identical non-zero differences, up to rounding: t is infinite, p exactly 0
-    assert paired_p_value([0.272 - 0.258, 0.286 - 0.272]) == 0.0
-    assert paired_p_value([-0.01, -0.01, -0.01]) == 0.0
+    assert p([0.272 - 0.258, 0.286 - 0.272]) == 0.0
+    assert p([-0.01, -0.01, -0.01]) == 0.0
     assert math.isnan(effect_size([0.272 - 0.258, 0.286 - 0.272])[0])
 
 
@@ -275,29 +270,32 @@ def test_seeds_for_80_percent_power_known_values():
     assert seeds_for_power(10.0) == 3 and paired_power(10.0, 2) < 0.8  # df = 1: t = 12.7
 
 
-def test_comparisons_hold_holm_verdicts_effects_and_seed_counts():
+def test_comparisons_hold_bonferroni_intervals_verdicts_and_effects():
     comparisons = depth_comparisons(models_table(), CONDITIONS).set_index("metric")
     knn = comparisons.loc["knn_accuracy"]
-    assert knn["p_holm"] == pytest.approx(min(1, 9 * knn["p_value"]))  # the smallest of 9
+    assert knn["p_adjusted"] == pytest.approx(min(1, 9 * knn["p_value"]))  # 9 metrics
+    low, high = paired_estimate([0.10, 0.11, 0.11]).interval(1 - 0.05 / 9)
+    assert (knn["confidence"], knn["ci_low"], knn["ci_high"]) == pytest.approx((1 - 0.05 / 9, low, high))
     assert knn["effect_size"] == pytest.approx(knn["mean_difference"] / 0.005773502691896)
     silhouette = comparisons.loc["silhouette"]  # identical shift: no difference at all
     assert silhouette["p_value"] == 1.0 and math.isnan(silhouette["effect_size"])
 
 
-def test_holm_can_overturn_an_unadjusted_verdict():
+def test_the_simultaneous_interval_can_overturn_an_unadjusted_verdict():
     table = models_table(depth2_knn=(0.63, 0.66, 0.64))  # differences 0.03, 0.04, 0.00
     comparisons = depth_comparisons(table, CONDITIONS).set_index("metric")
     knn = comparisons.loc["knn_accuracy"]
     assert knn["p_value"] < 0.5 and knn["verdict"] == "no clear difference"
+    assert knn["ci_low"] < 0 < knn["ci_high"]
     text = findings(table)
-    assert "): inconclusive: the interval neither excludes 0 nor lies within ±0.01; about " in text
+    assert "): inconclusive: the interval holds 0 and reaches -0.01 and +0.01; about " in text
 
 
 def test_findings_state_levels_with_intervals_and_the_articles_claims():
     table = models_table()
     text = findings(table)
-    assert "| 1 hidden layer(s), latent size 2 | n/a | 0.62 [0.5703, 0.6697] |" in text
-    assert "| knn_accuracy | higher | 0.1067 | [0.09232, 0.121] | 0.00878 | better | 18.5 [" in text
+    assert "| 1 hidden layer(s), latent size 2 | n/a | 0.620 [0.570, 0.670] |" in text
+    assert "| knn_accuracy | higher | +0.107 [0.062, 0.152] | 99.44 % | 0.0088 | better | 18 [" in text
     assert (
         "- Clearer clusters with depth (class separation, cluster agreement): 1 → 2 (latent "
         "size 2): not shown (better: knn_accuracy; worse: davies_bouldin; no clear difference: "

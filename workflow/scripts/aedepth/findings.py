@@ -84,9 +84,11 @@ def interval_text(
     if math.isnan(mean):
         return NA, math.nan, math.nan
     if math.isnan(low) or math.isnan(high):
-        return f"{mean:{'+' if sign else ''}.4g}, no interval", math.nan, math.nan
+        return (f"{mean:+.4g}, no interval" if sign else f"{mean:.4g}"), math.nan, math.nan
     half = (high - low) / 2
-    decimals = _decimals(half) if half > 0 else _decimals(abs(mean) / 100 if mean else 1e-4)
+    if half == 0:  # nothing varied: the value itself, exactly enough to be read
+        return f"{mean:{'+' if sign else ''}.6g} [{low:.6g}, {high:.6g}]", low, high
+    decimals = _decimals(half)
     wanted = _regions(low, high, margin)
     for extra in range(_MORE_DIGITS + 1):
         d = decimals + extra
@@ -185,11 +187,13 @@ def _primary_answer(row, steps: int) -> str:
     """e.g. "knn_accuracy +0.071 [0.059, 0.083] (97.5 % interval, 95 % for the 2 steps
     together; 3 paired seeds, 50 epochs): better by at least 0.01: the whole interval lies at
     or above +0.01." """
-    if row.n_pairs == 0:
-        return f"{row.metric}: no seed trained at both depths: inconclusive."
     text, low, high = interval_text(
         row.mean_difference, row.ci_low, row.ci_high, row.smallest_difference
     )
+    if row.n_pairs == 0:
+        text = ": no seed trained at both depths"
+    else:
+        text = " " + text
     level = (
         ""
         if math.isnan(low)
@@ -198,7 +202,7 @@ def _primary_answer(row, steps: int) -> str:
         + "; "
     )
     return (
-        f"{row.metric} {text} ({level}{_pairs(row)}, {_budget_text(row)}): "
+        f"{row.metric}{text} ({level}{_pairs(row)}, {_budget_text(row)}): "
         f"{_primary_outcome(row, low, high)}."
     )
 
@@ -265,8 +269,8 @@ def _seeds_to_decide(row) -> str:
     return (
         f"about {_seeds(row.seeds_to_detect)} seeds would tell a true difference of "
         f"{row.smallest_difference:g} from 0 and {_seeds(row.seeds_for_equivalence)} would "
-        f"show a true 0 within ±{row.smallest_difference:g} ({POWER:.0%} power each at this "
-        f"level, with the seeds' sd at its {SD_UPPER_CONFIDENCE:.0%} upper limit; at the "
+        f"show a true 0 within ±{row.smallest_difference:g} ({percent(POWER)} power each at this "
+        f"level, with the seeds' sd at its {percent(SD_UPPER_CONFIDENCE)} upper limit; at the "
         f"observed sd {_seeds(row.seeds_to_detect_observed)} and "
         f"{_seeds(row.seeds_for_equivalence_observed)})"
     )
@@ -401,21 +405,21 @@ def _question(study: _Study, record: dict | None) -> list[str]:
             else ""
         )
     )
-    together = (
-        f"so the {steps} steps' intervals hold together with at least {percent(1 - ALPHA)} "
-        "(Bonferroni)"
+    where = (
+        f"Each step's interval is at {percent(first.confidence)}, so the {steps} steps' "
+        f"intervals hold together with at least {percent(1 - ALPHA)} (Bonferroni)"
         if steps > 1
-        else "one step"
+        else f"The step's interval is at {percent(first.confidence)}"
     )
+    verdicts = f"any of these {steps} verdicts" if steps > 1 else "this verdict"
     return [
         f"Primary question: does {first.metric} change by at least {delta} (its own units) "
-        f"from one depth to the next?{provenance(record)} Each step's interval is at "
-        f"{percent(first.confidence)}, {together}, {noise}. A verdict is read off its "
-        f"interval and ±{delta}: better or worse by at least {delta} (the whole interval at or "
-        f"beyond +{delta} or -{delta}), better or worse by an amount not shown to reach {delta} "
-        f"(it excludes 0 but not ±{delta}), no meaningful difference (it lies within "
-        f"±{delta}), else inconclusive. The chance that any of these {steps} verdict"
-        f"{'s' if steps != 1 else ''} is false is at most {ALPHA:.0%}.",
+        f"from one depth to the next?{provenance(record)} {where}, {noise}. A verdict is read "
+        f"off its interval and ±{delta}: better or worse by at least {delta} (the whole "
+        f"interval at or beyond +{delta} or -{delta}), better or worse by an amount not shown "
+        f"to reach {delta} (it excludes 0 but not ±{delta}), no meaningful difference (it lies "
+        f"within ±{delta}), else inconclusive. The chance that {verdicts} is false is at most "
+        f"{percent(ALPHA)}.",
         "",
     ]
 
@@ -433,7 +437,7 @@ def _secondary(study: _Study) -> list[str]:
         f"so they hold together with at least {percent(1 - ALPHA)} (Bonferroni), and each "
         "verdict is read off its interval (better or worse: it lies wholly on that side of 0; "
         "no clear difference: it holds 0). The chance that any of one step's secondary "
-        f"verdicts is false is at most {ALPHA:.0%}, for each step on its own.",
+        f"verdicts is false is at most {percent(ALPHA)}, for each step on its own.",
         "",
     ]
     several = len(list(groups(rows, study.conditions))) > 1
