@@ -320,8 +320,10 @@ def test_a_primary_metric_that_is_no_mean_over_images_is_conditional_on_the_test
         table, depth_intervals(table, CONDITIONS), depth_comparisons(table, CONDITIONS), primary,
         CONDITIONS, LABELS, "sample",
     )  # fmt: skip
-    assert "Each step's interval is at 95 %, one step, over seeds only, conditional on this " \
-        "test set (trustworthiness is not a mean of independent per-image terms)." in text
+    assert (
+        "The step's interval is at 95 %, over seeds only, conditional on this test set "
+        "(trustworthiness is not a mean of independent per-image terms)." in text
+    )
     assert "1 → 2 hidden layers: trustworthiness +0.01" in text
 
 

@@ -117,7 +117,7 @@ def test_findings_name_every_baseline():
     assert "Baselines: pca, random_projection." in text
     assert "| 1 hidden layer(s), latent size 2 | n/a | 0.620 [" in text  # not "1.0"
     assert "| baseline pca, latent size 2 | n/a | 0.4 | 0.4 | 0.4 | 0.4 |" in text
-    assert "| baseline random_projection, latent size 2 | n/a | 0.11 [" in text
+    assert "| baseline random_projection, latent size 2 | n/a | 0.110 [0.085, 0.135] |" in text
     assert text.splitlines()[-1].startswith("| 2 | 1 → 2 | reconstruction_mse |")
     assert "- pca (latent size 2): 0.4 (this study)" in text  # the ceilings section
 
