@@ -53,7 +53,7 @@ def test_the_answer_legend_names_only_the_conditions_that_vary():
 
 def _marks(fig) -> dict[str, list[str]]:
     """Each panel's title -> the verdict marks drawn between depths."""
-    return {ax.get_title(): [t.get_text() for t in ax.texts if t.get_text() in "▲▼○=?"]
+    return {ax.get_title(): [t.get_text() for t in ax.texts if t.get_text() in "▲▼△▽○=?"]
             for ax in fig.axes}  # fmt: skip
 
 
@@ -64,3 +64,7 @@ def test_the_primary_metric_panel_shows_the_primary_verdict():
     assert _marks(fig) == {"knn_accuracy (primary)\n(higher is better)": ["="]}
     plain = answer_figure(intervals, comparisons, CONDITIONS, LABELS)
     assert _marks(plain) == {"knn_accuracy\n(higher is better)": ["▲"]}
+    for verdict, mark in (("better, not shown to reach δ", "△"), ("worse by at least δ", "▼")):
+        fig = answer_figure(intervals, comparisons, CONDITIONS, LABELS,
+                            primary=comparisons.assign(verdict=verdict))  # fmt: skip
+        assert _marks(fig) == {"knn_accuracy (primary)\n(higher is better)": [mark]}

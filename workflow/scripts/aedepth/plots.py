@@ -277,7 +277,12 @@ _MARKS = {
     "better": "▲",
     "worse": "▼",
     "no clear difference": "○",
-    "no meaningful difference": "=",  # the primary question's verdicts (aedepth.stats)
+    # the primary question's verdicts (aedepth.stats.PRIMARY_VERDICTS)
+    "better by at least δ": "▲",
+    "worse by at least δ": "▼",
+    "better, not shown to reach δ": "△",
+    "worse, not shown to reach δ": "▽",
+    "no meaningful difference": "=",
     "inconclusive": "?",
 }
 
@@ -298,8 +303,9 @@ def answer_figure(
     mean and 95 % interval over seeds against depth, a line per setting (e.g. per arm), every
     baseline a labelled horizontal line, and each depth step's verdict as a mark between the
     two depths, in the line's colour: on the primary metric's panel the primary question's
-    (▲ better, ▼ worse, = no meaningful difference, ? inconclusive), elsewhere the secondary
-    Holm-adjusted one (▲, ▼, ○ no clear difference)."""
+    (▲ better / ▼ worse by at least δ, △ / ▽ by an amount not shown to reach δ, = no
+    meaningful difference, ? inconclusive), elsewhere the secondary one (▲, ▼, ○ no clear
+    difference), each read off its simultaneous interval (aedepth.stats)."""
     conditions = _varying(intervals, conditions)
     table = _interval_table(intervals, conditions, labels)
     models = table[table["method"] == AUTOENCODER]
@@ -359,8 +365,8 @@ def answer_figure(
     n_seeds = int(models["n_seeds"].min()) if not models.empty else 0
     fig.suptitle(
         f"Does depth help? Means over {n_seeds} seeds with 95 % intervals; between depths the "
-        "Holm-adjusted verdict (▲ better, ▼ worse, ○ no clear difference; primary: "
-        "= no meaningful difference, ? inconclusive); dashed: baselines"
+        "verdict (▲ better, ▼ worse, ○ no clear difference; primary: by at least δ, △ ▽ not "
+        "shown to reach δ, = no meaningful difference, ? inconclusive); dashed: baselines"
     )
     fig.tight_layout()
     return fig
