@@ -310,7 +310,14 @@ def test_findings_state_levels_with_intervals_and_the_articles_claims():
     assert ": holds (every metric better)." in findings(every)
     gaps = table.assign(loss_gap=[0.01, 0.012, 0.011, 0.05, 0.06, 0.052])
     overfit = findings(gaps)
-    assert "Overfitting with more depth" in overfit and "holds" in overfit
+    (line,) = [x for x in overfit.splitlines() if x.startswith("- Overfitting with more depth")]
+    assert line.endswith("the gap rises and the test loss is above the training loss: holds.")
+    # the audit case: the gap rises from -0.068 to -0.058, the test loss still below the
+    # training loss: that is no overfitting
+    below = table.assign(loss_gap=[-0.068, -0.069, -0.067, -0.058, -0.059, -0.057])
+    (line,) = [x for x in findings(below).splitlines() if x.startswith("- Overfitting")]
+    assert "test - train loss -0.0680 [" in line and "→ -0.0580 [" in line
+    assert line.endswith("the gap rises and the test loss stays below the training loss: not shown.")
     published = findings(table, dataset="mnist")
     assert "UMAP 0.954" in published and "PCA 0.420" in published
     assert "UMAP 0.954" not in text

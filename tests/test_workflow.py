@@ -31,6 +31,7 @@ from layouts import (
 )
 from conftest import copy_workflow, jobs_in, snakemake
 from idx_server import closed_port_url, serve_folder, write_fake_mnist
+from sentences import check_primary_sentence, check_secondary_part
 
 from aedepth.metrics import METRICS
 from aedepth.stats import PRIMARY_VERDICTS, VERDICTS
@@ -218,15 +219,16 @@ def test_intervals_comparisons_and_findings(study):
     assert list(primary.columns) == PRIMARY_LAYOUT
     assert set(primary["verdict"]) <= set(PRIMARY_VERDICTS)
     assert (primary["n_pairs"] == len(SEEDS)).all() and (primary["n_images"] == 1000).all()
-    # the headline's first sentence per step: the primary metric, its difference and
-    # interval (over seeds and test images), the pairs and the budget
+    # the headline's sentence per step: the primary metric, its difference and the interval
+    # its verdict is read off (over seeds and test images), the pairs and the budget
     headline = [line for line in findings.splitlines() if line.startswith("- **")]
     for row, sentence in zip(primary.itertuples(), headline):
         assert sentence.startswith(
             f"- **{row.previous_depth} → {row.depth} hidden layers: knn_accuracy "
-            f"{row.mean_difference:+.4g} [{row.ci_low:.4g}, {row.ci_high:.4g}] "
-            f"({len(SEEDS)} paired seeds, {EPOCHS} epochs"
         ), sentence
+        assert f"% for the 2 steps together; {len(SEEDS)} paired seeds, {EPOCHS} epochs" in sentence
+        verdict = check_primary_sentence(sentence.strip("-* "), 0.01, True, len(primary))
+        assert verdict == row.verdict
     per_image = pq.read_table(workdir / "results/mnist-sample/per_image/depth1_dim2_seed0.parquet")
     assert per_image.column_names == PER_IMAGE_LAYOUT and per_image.num_rows == 1000
     summary_knn = pd.read_csv(workdir / "results/mnist-sample/summary.csv").set_index("model")
@@ -405,3 +407,26 @@ def test_download_rejects_a_corrupted_copy(tmp_path):
     assert "t10k-labels-idx1-ubyte" in errors[0] and "MD5" in errors[0]
     assert not list((workdir / "results/data").rglob("t10k-labels-idx1-ubyte"))
     assert not list((workdir / "results/data").rglob("dataset.npz"))
+
+
+def test_every_sentence_of_a_four_depth_two_latent_size_study_holds_for_its_numbers(tmp_path):
+    """A careful reader's check (tests/sentences.py) of every headline sentence and secondary
+    line of a study with depths 1-4 and latent sizes 2 and 8: 6 primary steps."""
+    workdir = copy_workflow(tmp_path / "study")
+    snakemake(
+        workdir, "--cores", "2", "--config", "source=sample", "epochs=2", "seeds=[0,1,2]",
+        "depths=[1,2,3,4]", "latent_dims=[2,8]", "baselines=[pca]", "study=grid", "hidden_sizes=[64,32,16,8]",
+        "--until", "compare_depths",
+    )  # fmt: skip
+    findings = (workdir / "results/grid/findings.md").read_text()
+    primary = pd.read_csv(workdir / "results/grid/primary_comparisons.csv")
+    assert len(primary) == 6 and (primary["confidence"] == 1 - 0.05 / 6).all()
+    headline = [line.strip("-* ") for line in findings.splitlines() if line.startswith("- **")]
+    assert len(headline) == 6
+    for row, sentence in zip(primary.itertuples(), headline):
+        assert check_primary_sentence(sentence, 0.01, True, 6) == row.verdict
+        assert f"(latent size {row.latent_dim})" in sentence
+    parts = [line.split(": ", 1)[1] for line in findings.splitlines() if line.startswith("  - ")]
+    checked = [check_secondary_part(p) for p in "; ".join(parts).split("; ")
+               if "(the primary metric" not in p]  # fmt: skip
+    assert len(checked) == 6 * (len(METRICS) - 1)
