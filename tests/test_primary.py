@@ -410,3 +410,20 @@ def test_secondary_verdicts_are_read_off_simultaneous_intervals_and_say_so():
     for part in "; ".join(parts).split("; "):
         if "(the primary metric" not in part:
             check_secondary_part(part)
+
+
+def test_silhouette_per_image_values_are_not_counted_as_independent_images():
+    table = models({1: [0, 1, 2], 2: [0, 1, 2]}, {1: 0.6, 2: 0.7})
+    table["silhouette"] = 0.3 + 0.02 * table.depth + 0.003 * table.seed
+    rng = np.random.default_rng(3)
+    per_image = {m: rng.normal(0.3, 0.2, 400) for m in table.model}
+    question = Question("silhouette", 0.01)
+    row = primary_comparisons(table, CONDITIONS, question, per_image).iloc[0]
+    assert row.n_images == 0 and row.image_variance == 0  # seeds only
+    knn = primary_comparisons(table, CONDITIONS, QUESTION, per_image).iloc[0]
+    assert knn.n_images == 400  # kNN correctness is: each image's vote is its own
+    text = findings_markdown(
+        table, depth_intervals(table, CONDITIONS), depth_comparisons(table, CONDITIONS),
+        primary_comparisons(table, CONDITIONS, question, per_image), CONDITIONS, LABELS, "sample",
+    )  # fmt: skip
+    assert "(silhouette is not a mean of independent per-image terms)" in text
