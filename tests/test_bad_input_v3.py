@@ -505,6 +505,7 @@ def test_damaged_files_of_a_finished_study_are_named_by_the_job_reading_them(tmp
         (f"metrics/{run_id}.json", "folder", "summary.csv", "aedepth: results/mnist-sample/me"),
         (f"latents/{run_id}.parquet", "garbage", f"metrics/{run_id}.json", f"{error}latents/"),
         ("depth_intervals.csv", "garbage", "figures/answer.png", f"{error}depth_intervals.csv"),
+        ("question.json", "garbage", "findings.md", f"{error}question.json: not valid JSON"),
         (f"models/{run_id}/history.csv", "garbage", "figures/training_curves.png", error),
     ]
     finished = shutil.copytree(study, tmp_path / "finished")  # a failed job removes its outputs

@@ -48,6 +48,8 @@ def model_chain(depth: int, latent: int = 2) -> set[str]:
 
 
 PCA = "baseline(method=pca, setting=dim2)"
+# The primary question's record (results/<study>/question.json) and the jobs that read it.
+QUESTION = {"declare_question", "compare_depths", "plot_answer"}
 # Any config change rewrites the study's snapshot of its config (results/<study>/study.yaml,
 # which `snakemake compare` reads), and nothing else that does not use the changed value.
 SNAPSHOT = {"study_snapshot"}
@@ -110,8 +112,13 @@ def study(tmp_path_factory) -> Path:
     assert built == model_chain(1) | model_chain(3) | AGGREGATES | SNAPSHOT | {
         "prepare_data",
         PCA,
+        "declare_question",
     }
     return workdir
+
+
+def question_record(workdir: Path) -> dict:
+    return json.loads((workdir / STUDY / "question.json").read_text())
 
 
 @pytest.fixture
@@ -181,7 +188,8 @@ def test_a_training_setting_reruns_every_model_and_nothing_before_or_beside(stud
 
 
 def test_a_new_seed_trains_only_its_models(study):
-    # the per-group figures show the median seed of each group, so they are redrawn
+    # the per-group figures show the median seed of each group, so they are redrawn; the
+    # question's record is not redone (its params are the question and the models' folder)
     new_models = model_jobs("depth1_dim2_seed1") | model_jobs("depth3_dim2_seed1")
     redrawn = group_figures("depth1_dim2") | group_figures("depth3_dim2")
     assert planned(study, seeds="[0,1]") == new_models | redrawn | AGGREGATES | SNAPSHOT
@@ -288,9 +296,84 @@ def test_a_metric_setting_reruns_metrics_and_their_users(study):
 @pytest.mark.parametrize(
     "change", [{"smallest_difference": "0.02"}, {"primary_metric": "silhouette"}]
 )
-def test_the_primary_question_reruns_only_the_comparison_and_its_readers(study, change):
+def test_the_primary_question_reruns_only_its_record_the_comparison_and_its_readers(study, change):
     # declared before the study runs, but changing it later retrains nothing
-    assert planned(study, **change) == {"compare_depths", "plot_answer"} | SNAPSHOT
+    assert planned(study, **change) == QUESTION | SNAPSHOT
+
+
+def test_the_question_and_a_training_setting_changed_together_retrain_every_model(study):
+    # training has no link to the question's record once it exists: with one (even ancient),
+    # Snakemake 9.27 reruns the record and skips the models whose epochs changed, reporting
+    # success (snakemake/snakemake#4166)
+    changed = planned(study, epochs="2", smallest_difference="0.02")
+    assert changed == model_chain(1) | model_chain(3) | AGGREGATES | SNAPSHOT | QUESTION
+
+
+def test_a_fresh_study_records_its_question_before_any_model(study):
+    record = question_record(study)
+    assert {key: record[key] for key in ("primary_metric", "smallest_difference")} == {
+        "primary_metric": "knn_accuracy",
+        "smallest_difference": 0.01,
+    }
+    assert record["models_trained_before"] == []
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", record["recorded_at"])
+
+
+def test_a_fresh_study_records_its_question_first_even_when_training_is_prioritized(tmp_path):
+    # -P asks the scheduler to make the models first: without its ordering, the record would
+    # wait for them on one core and name them as trained before the question
+    workdir = copy_workflow(tmp_path / "study")
+    weights = f"{STUDY}/models/depth1_dim2_seed0/model.pt"
+    run = snakemake(
+        workdir, "--cores", "1", *config_args(depths="[1]"), "-P", weights,
+        "--", weights, f"{STUDY}/question.json",
+    )  # fmt: skip
+    assert jobs_in(run.stdout + run.stderr) == {
+        "prepare_data",
+        "declare_question",
+        "train(run=depth1_dim2_seed0)",
+    }
+    assert question_record(workdir)["models_trained_before"] == []
+
+
+def test_a_question_changed_after_training_records_the_trained_models(study_copy):
+    first = question_record(study_copy)
+    assert executed(study_copy, smallest_difference="0.02") == QUESTION | SNAPSHOT
+    record = question_record(study_copy)
+    assert record["smallest_difference"] == 0.02
+    assert record["models_trained_before"] == ["depth1_dim2_seed0", "depth3_dim2_seed0"]
+    assert record["recorded_at"] >= first["recorded_at"]
+    # the comparison reads the record: the findings date the question by it
+    assert record["recorded_at"][:10] in (study_copy / STUDY / "findings.md").read_text()
+    assert planned(study_copy, smallest_difference="0.02") == set()
+
+
+def test_the_records_code_rerun_keeps_the_record_of_an_unchanged_question(study_copy):
+    # a new recording would say the question was set after training: it was not
+    before = (study_copy / STUDY / "question.json").read_bytes()
+    touch_by_editing(study_copy / "workflow/scripts/declare_question.py")
+    assert planned(study_copy) == QUESTION
+    # the plan lists the comparison, which reads the record; once the record has run (a
+    # checkpoint) Snakemake looks again, finds its content the same and may skip it
+    ran = executed(study_copy)
+    assert "declare_question" in ran and ran <= QUESTION
+    assert (study_copy / STUDY / "question.json").read_bytes() == before
+    assert planned(study_copy) == set()
+
+
+def test_a_study_without_a_record_records_its_models_and_retrains_none(study_copy):
+    # a study made before question.json (or the file deleted): the record names the models
+    # that exist; the dry run lists training too (it waits on the record, a checkpoint), the
+    # run then finds the models up to date, and redoes their latents, metrics and figures once
+    (study_copy / STUDY / "question.json").unlink()
+    assert "train(run=depth1_dim2_seed0)" in planned(study_copy)
+    ran = executed(study_copy)
+    assert "declare_question" in ran and not {job for job in ran if job.startswith("train(")}
+    assert question_record(study_copy)["models_trained_before"] == [
+        "depth1_dim2_seed0",
+        "depth3_dim2_seed0",
+    ]
+    assert planned(study_copy) == set()
 
 
 # 6. code changes ------------------------------------------------------------------------------

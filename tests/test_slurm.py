@@ -182,6 +182,7 @@ def test_workflow_on_slurm(slurm_cluster, tmp_path):
     assert CLUSTER_RULES <= set(jobs), f"not submitted to Slurm: {CLUSTER_RULES - set(jobs)}"
     plots = sorted(rule for rule in jobs if rule.startswith("plot_"))
     assert not plots, f"figure rules were submitted instead of run locally: {plots}"
+    assert "declare_question" not in jobs, "the question's record was submitted, not run locally"
     for rule, ids in jobs.items():
         for jobid in ids:
             fields = _scontrol_job(jobid)

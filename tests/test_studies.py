@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
 import shutil
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -20,11 +22,13 @@ from aedepth.grid import study_name, study_root
 from aedepth.jobs import ConfigError, UserFacingError
 from aedepth.studies import (
     NO_STUDY,
+    QUESTION_KEYS,
     compare_studies,
     differing_keys,
     find_studies,
     flatten,
     headline_columns,
+    record_question,
     studies_html,
     write_snapshot,
 )
@@ -166,6 +170,64 @@ def test_a_snapshot_is_the_config_with_the_resolved_name_first(tmp_path):
     snapshot = yaml.safe_load((tmp_path / "study.yaml").read_text())
     assert list(snapshot)[0] == "study"
     assert snapshot == config_with(study="mnist", epochs=7)
+
+
+# question.json: the primary question, when it was recorded and which models existed by then.
+NOON = datetime(2026, 12, 7, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def trained(models, *runs, checkpoint_only=()):
+    """Model folders as training leaves them: weights once ended, a checkpoint while running."""
+    for run in runs:
+        (models / run).mkdir(parents=True)
+        (models / run / "model.pt").write_bytes(b"weights")
+    for run in checkpoint_only:
+        (models / run).mkdir(parents=True)
+        (models / run / "checkpoint.pt").write_bytes(b"half-way")
+
+
+def test_a_question_set_before_any_model_records_none(tmp_path):
+    path = tmp_path / "study" / "question.json"
+    record = record_question(path, "knn_accuracy", 0.01, tmp_path / "study/models", now=NOON)
+    assert (
+        json.loads(path.read_text())
+        == record
+        == {
+            "primary_metric": "knn_accuracy",
+            "smallest_difference": 0.01,
+            "recorded_at": "2026-12-07T12:00:00+00:00",  # UTC, to the second
+            "models_trained_before": [],
+        }
+    )
+    assert tuple(record) == QUESTION_KEYS
+
+
+def test_a_question_set_after_training_names_the_models_that_existed(tmp_path):
+    models = tmp_path / "models"
+    trained(models, "depth3_dim2_seed0", "depth1_dim2_seed0", checkpoint_only=["depth2_dim2_seed0"])
+    local = NOON.astimezone(timezone(timedelta(hours=-5)))  # recorded in UTC, whatever the zone
+    record = record_question(tmp_path / "question.json", "silhouette", 0.02, models, now=local)
+    assert record["recorded_at"] == "2026-12-07T12:00:00+00:00"
+    # sorted; a run still training (its checkpoint, no weights yet) is not trained
+    assert record["models_trained_before"] == ["depth1_dim2_seed0", "depth3_dim2_seed0"]
+
+
+def test_the_same_question_keeps_its_record_and_another_is_recorded_anew(tmp_path):
+    path, models = tmp_path / "question.json", tmp_path / "models"
+    first = record_question(path, "knn_accuracy", 0.01, models, now=NOON)
+    trained(models, "depth1_dim2_seed0")
+    later = NOON + timedelta(days=1)
+    # its job reran (its code changed, say): the question was still set before training
+    assert record_question(path, "knn_accuracy", 0.01, models, now=later) == first
+    assert json.loads(path.read_text()) == first
+    changed = record_question(path, "knn_accuracy", 0.02, models, now=later)
+    assert changed["recorded_at"] == "2026-12-08T12:00:00+00:00"
+    assert changed["models_trained_before"] == ["depth1_dim2_seed0"]
+    # a damaged record is no record: recorded anew, with the models that exist
+    path.write_text('{"primary_metric": "knn_accuracy", "smallest_difference": 0.02')
+    assert record_question(path, "knn_accuracy", 0.02, models, now=later) == changed
+    path.write_text('{"primary_metric": "knn_accuracy", "smallest_difference": 0.02}')
+    assert record_question(path, "knn_accuracy", 0.02, models, now=later) == changed
 
 
 def test_flatten_dots_nested_keys_and_keeps_lists():

@@ -40,7 +40,7 @@ from aedepth.gpus import visible_gpus
 from aedepth.sources import IDX, source_kind
 from aedepth.sources import source_files as source_paths
 from aedepth.imports import package_modules
-from aedepth.studies import NO_STUDY, SNAPSHOT, find_studies, study_digest
+from aedepth.studies import NO_STUDY, QUESTION, SNAPSHOT, find_studies, study_digest
 
 config.update(coerce_cli_lists(config))
 try:
@@ -133,6 +133,19 @@ def of_group(kind):
     return lambda wildcards: of_runs(kind, GRID.groups()[wildcards.group])
 
 
+def question_first(wildcards):
+    """Nothing, where the study's question.json exists; else the declare_question checkpoint,
+    which training then waits for: a study records its question before its first model. No
+    link once it exists: with one (even `ancient`), a changed question would rerun
+    declare_question and Snakemake 9.27 would then not check training for reasons of its own,
+    e.g. a changed epochs in the same run (snakemake/snakemake#4166). Either way the input
+    list is empty once the checkpoint has run, so the job's recorded inputs never change.
+    """
+    if not Path(in_study(QUESTION)).exists():
+        checkpoints.declare_question.get()
+    return []
+
+
 def source_files(wildcards):
     if config["source"] == "sample":
         return []
@@ -212,6 +225,7 @@ def compared_studies():
 def final_outputs():
     fixed = [
         SNAPSHOT,
+        QUESTION,
         "summary.csv",
         "summary.html",
         "depth_intervals.csv",

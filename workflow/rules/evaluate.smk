@@ -4,6 +4,7 @@
 localrules:
     summarize,
     summary_table,
+    declare_question,
     compare_depths,
 
 
@@ -122,9 +123,34 @@ rule summary_table:
         "../scripts/summary_table.py"
 
 
+# The primary question and when it was set (aedepth.studies.record_question): which of the
+# study's models were trained by then. Its params are the question and a fixed folder, so new
+# seeds or depths never rerun it; a changed question reruns it and the comparison alone. A
+# checkpoint, so that training waits for it only where no question.json exists (train.smk).
+# update(): Snakemake keeps the file for the job, which keeps the record of an unchanged
+# question (the job reruns when its code changes, which changes no question).
+checkpoint declare_question:
+    input:
+        code=code_of("declare_question.py"),
+    output:
+        update(in_study(QUESTION)),
+    log:
+        in_study("logs/declare_question.log"),
+    conda:
+        ENV
+    params:
+        primary_metric=config["primary_metric"],
+        smallest_difference=config["smallest_difference"],
+        # a fixed string: the models trained by then are read when the job runs
+        models=in_study("models"),
+    script:
+        "../scripts/declare_question.py"
+
+
 rule compare_depths:
     input:
         summary=in_study("summary.csv"),
+        question=in_study(QUESTION),
         per_image=of_runs("per_image"),
         code=code_of("compare_depths.py"),
     output:

@@ -10,6 +10,8 @@ rule train:
     input:
         data=DATA_INPUT,
         data_id=DATA_ID,
+        # a new study records its question first (question_first, common.smk)
+        question=question_first,
         code=code_of("train_model.py"),
     output:
         weights=GRID.pattern("weights"),

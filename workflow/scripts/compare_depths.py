@@ -1,12 +1,13 @@
 """Snakemake adapter: intervals over seeds, paired depth comparisons and the written findings."""
 
-from aedepth.files import atomic_output, read_table, reading
+from aedepth.files import atomic_output, read_json, read_table, reading
 from aedepth.grid import AUTOENCODER, COMPARED, REPLICATE
 from aedepth.jobs import job_log
 from aedepth.latents import read_per_image
 from aedepth.metrics import METRICS
 from aedepth.findings import findings_markdown, headline, headline_rst
 from aedepth.stats import Question, depth_comparisons, depth_intervals, primary_comparisons
+from aedepth.studies import QUESTION_KEYS
 
 with job_log(snakemake.log[0]):
     conditions = snakemake.params.conditions
@@ -44,6 +45,7 @@ with job_log(snakemake.log[0]):
         # The published reference points are for the full data set only.
         snakemake.params.dataset if snakemake.params.source != "sample" else None,
         snakemake.params.omit,
+        question_record=read_json(snakemake.input.question, QUESTION_KEYS),
     )
     sentences = headline(
         summary, primary, conditions, snakemake.params.labels, snakemake.params.omit

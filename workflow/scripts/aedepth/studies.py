@@ -5,6 +5,8 @@ reads those snapshots and each study's depth_intervals.csv and returns one row p
 `study`, the config keys whose values differ between the studies (nested keys dotted, e.g.
 `training_regimes.converged.epochs`), then per autoencoder group (e.g. `depth1_dim2`) and
 headline metric the mean over seeds and its 95 % interval (docs/outputs.md, "Studies side by side").
+Every study also records its primary question and when it was set, in question.json
+(`record_question`): which of its models were trained by then.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import hashlib
 import json
 import math
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from aedepth.files import atomic_output, html_page, read_table
-from aedepth.grid import AUTOENCODER, HEADLINE_METRICS, REPLICATE, group_id, read_axes
+from aedepth.grid import AUTOENCODER, HEADLINE_METRICS, PATHS, REPLICATE, group_id, read_axes
 from aedepth.jobs import UserFacingError
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: Snakemake imports this module
@@ -37,6 +40,56 @@ STATISTICS = ("mean", "ci_low", "ci_high")  # columns of depth_intervals.csv
 _HEADLINE = re.compile(
     rf"^(?P<group>.+)_(?P<metric>{'|'.join(HEADLINE_METRICS)})(?:_(?P<statistic>ci_low|ci_high))?$"
 )
+
+
+# In each study's folder: the primary question and when it was set, as recorded, not asserted.
+QUESTION = "question.json"
+QUESTION_KEYS = ("primary_metric", "smallest_difference", "recorded_at", "models_trained_before")
+
+
+def trained_runs(models: str | Path) -> list[str]:
+    """The run ids under the study's `models` folder whose weights file exists, sorted (a run
+    still training has at most its checkpoint there; its weights appear once it has ended)."""
+    weights = Path(PATHS["weights"]).name
+    folder = Path(models)
+    if not folder.is_dir():
+        return []
+    return sorted(run.name for run in folder.iterdir() if (run / weights).is_file())
+
+
+def record_question(
+    path: str | Path,
+    primary_metric: str,
+    smallest_difference: float,
+    models: str | Path,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Write question.json: the primary question, when it was recorded (UTC, to the second)
+    and the runs whose models were trained by then (`models_trained_before`; empty when the
+    question was set before any model of the study). A record of the same question is kept
+    as it was (its job reruns when its code changes, which changes no question)."""
+    question = {"primary_metric": primary_metric, "smallest_difference": smallest_difference}
+    record = _recorded(path)
+    if record is None or any(record.get(key) != value for key, value in question.items()):
+        moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        record = question | {
+            "recorded_at": moment.isoformat(timespec="seconds"),
+            "models_trained_before": trained_runs(models),
+        }
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _recorded(path: str | Path) -> dict[str, Any] | None:
+    """The record in `path`, if it holds one; a missing or damaged file is no record."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or any(key not in record for key in QUESTION_KEYS):
+        return None
+    return record
 
 
 def write_snapshot(config: dict[str, Any], study: str, path: str | Path) -> None:
