@@ -414,7 +414,7 @@ def test_every_sentence_of_a_four_depth_two_latent_size_study_holds_for_its_numb
     line of a study with depths 1-4 and latent sizes 2 and 8: 6 primary steps."""
     workdir = copy_workflow(tmp_path / "study")
     snakemake(
-        workdir, "--cores", "2", "--config", "source=sample", "epochs=2", "seeds=[0,1,2]",
+        workdir, "--cores", "2", "--config", "source=sample", "epochs=1", "seeds=[0,1]",
         "depths=[1,2,3,4]", "latent_dims=[2,8]", "baselines=[pca]", "study=grid", "hidden_sizes=[64,32,16,8]",
         "--until", "compare_depths",
     )  # fmt: skip
