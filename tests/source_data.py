@@ -3,6 +3,8 @@ and generated 32x32 colour shapes as an .npz (10 classes)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,27 @@ def write_shapes_npz(path: Path, n_train: int = 1000, n_test: int = 200, **extra
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     np.savez(path, **(arrays | {"classes": np.array(SHAPE_CLASSES)} | extra))
     return path
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """`array` as the bytes of an .npy file (what numpy.savez puts in each member)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_npz_members(path: Path, members: dict[str, bytes], compress: bool = True) -> str:
+    """An .npz written member by member, so that a test can give one any bytes it likes."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(f"{name}.npy", data)
+    return str(path)
+
+
+def lying_header(shape: tuple[int, ...], dtype=np.int64) -> bytes:
+    """An .npy header declaring `shape` and no data behind it."""
+    buffer = io.BytesIO()
+    header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()

@@ -8,6 +8,9 @@ from __future__ import annotations
 import base64
 import copy
 import io
+import os
+import subprocess
+import sys
 import struct
 import zlib
 from pathlib import Path
@@ -20,6 +23,9 @@ from source_data import (
     DIGIT_CLASSES,
     SHAPE_CLASSES,
     digits,
+    lying_header,
+    npy_bytes,
+    write_npz_members,
     shapes,
     write_digits_folder,
     write_image_folder,
@@ -398,13 +404,13 @@ def npz_with(tmp_path, **changes):
         ({"classes": np.array(["a", None, "c", "d"], dtype=object)}, "classes is an object array"),
         (
             {"y_test": np.arange(20) % 4 - 1},
-            "y_test holds label -1, out of range: use labels 0 or more",
+            "y_test holds label -1, out of range: use labels 0 to K-1 for K classes, K at most 1,000",
         ),
         (
             {"classes": np.array(["a", "b", "c"])},
             "y_train holds label 3, out of range: use labels 0 to 2 (3 class names)",
         ),
-        ({"y_test": np.arange(20) % 5}, "y_test holds class 4, which y_train lacks"),
+        ({"y_test": np.arange(20) % 5}, "y_test holds class 4 ('4'), which y_train lacks"),
         ({"y_test": None}, "lacks y_test"),
         ({"x_test": np.zeros((20, 6, 6), np.float32)}, "x_test is float32 (20, 6, 6): give uint8"),
         ({"x_test": np.zeros((20, 6, 5), np.uint8)}, "x_train's images are (6, 6, 1) (H, W, C)"),
@@ -437,7 +443,7 @@ def test_labels_past_the_configured_names_are_refused(tmp_path):
 
 def test_the_prepare_job_refuses_what_parse_time_does(tmp_path):
     source = npz_with(tmp_path, y_test=np.arange(20) % 5)
-    with pytest.raises(UserFacingError, match="y_test holds class 4, which y_train lacks"):
+    with pytest.raises(UserFacingError, match=r"y_test holds class 4 \('4'\), which y_train lacks"):
         sources.load_source(source, [])
 
 
@@ -454,6 +460,245 @@ def test_classes_only_with_an_npz_and_a_folder_name_as_dataset(tmp_path, digit_f
     assert "config key 'dataset' = 'a/b' names the data's folder" in error_of(
         source=str(digit_folder), dataset="a/b"
     )
+
+
+# --- hostile data: bounded parse time, links, names (#34) --------------------------------------
+
+
+def labelled(tmp_path, y_train, **extra):
+    """An .npz of 6x6 images with these training labels, the first four the test split's."""
+    x = np.zeros((len(y_train), 6, 6), np.uint8)
+    arrays = {"x_train": x, "y_train": y_train, "x_test": x[:4], "y_test": y_train[:4]}
+    return npz_with(tmp_path, **(arrays | extra))
+
+
+@pytest.mark.parametrize(
+    ("label", "shown"),
+    [(np.int64(10**9), "1000000000"), (np.uint64(2**64 - 1), "18446744073709551615")],
+    ids=["a billion", "uint64 -1"],
+)
+def test_a_huge_label_is_refused_before_a_class_list_is_built(tmp_path, label, shown):
+    y = np.arange(8, dtype=label.dtype) % 4
+    y[5] = label
+    text = error_of(source=labelled(tmp_path, y), dataset="x")
+    assert (
+        f"y_train holds label {shown}, out of range: use labels 0 to K-1 for K classes, K at most 1,000"
+        in text
+    )
+
+
+def test_more_class_names_than_the_maximum_are_refused(tmp_path):
+    names = np.array([f"c{k}" for k in range(1001)])
+    text = error_of(source=labelled(tmp_path, np.arange(8) % 4, classes=names), dataset="x")
+    assert "classes holds 1,001 names, more than the 1,000 classes aedepth takes" in text
+
+
+def test_sparse_labels_are_refused_as_a_gap_not_as_too_few_images(tmp_path):
+    text = error_of(source=labelled(tmp_path, np.arange(9) % 3 * 100), dataset="x")
+    assert "class 1 ('1') has no images: number the classes 0 to 200 without gaps" in text
+
+
+def test_duplicate_class_names_are_refused(tmp_path):
+    names = np.array(["cat", "dog", "cat", "eel"])
+    text = error_of(source=labelled(tmp_path, np.arange(8) % 4, classes=names), dataset="x")
+    assert "classes: class name 'cat' names classes 0 and 2: give each class its own name" in text
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_split_of_one_class_is_refused_before_training(tmp_path, split):
+    y = np.arange(8) % 4 if split == "test" else np.zeros(8, np.int64)
+    text = error_of(source=labelled(tmp_path, y, y_test=np.zeros(4, np.int64)), dataset="x")
+    assert f"the {split} split holds one class ('0'): the metrics compare classes" in text
+    root = small_folder(tmp_path / "folder")
+    for name in ("1", "2"):
+        for image in (root / "test" / name).iterdir():
+            image.unlink()
+        (root / "test" / name).rmdir()
+    assert "the test split holds one class ('0')" in error_of(source=str(root), dataset="x")
+
+
+def test_a_member_declaring_more_than_the_bound_is_refused_before_decompression(tmp_path):
+    arrays = {"x_train": np.zeros((4, 6, 6), np.uint8), "y_train": np.arange(4)}
+    members = {k: npy_bytes(v) for k, v in arrays.items()} | {
+        "x_test": lying_header((2**40, 6, 6), np.uint8)
+    }
+    source = write_npz_members(tmp_path / "bomb.npz", members | {"y_test": lying_header((2**40,))})
+    text = error_of(source=source, dataset="x")
+    assert (
+        "x_test is uint8 (1099511627776, 6, 6), 39,582,418,599,936 bytes, more than the 17,179,869,184 an .npz member may hold"
+        in text
+    )
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_member_data_shorter_than_its_header_is_one_line(tmp_path, compress):
+    x = np.zeros((8, 6, 6), np.uint8)
+    members = {
+        "x_train": npy_bytes(x),
+        "y_train": npy_bytes(np.arange(8) % 4),
+        "x_test": npy_bytes(x),
+    }
+    members["y_test"] = npy_bytes(np.arange(8) % 4)[:-16]  # two labels short
+    source = write_npz_members(tmp_path / "short.npz", members, compress)
+    text = error_of(source=source, dataset="x")
+    assert (
+        "y_test holds 48 bytes of data, fewer than the 64 its header declares (int64 (8,)): the file is truncated"
+        in text
+    )
+    with pytest.raises(UserFacingError, match="fewer than the 64 its header declares"):
+        sources.load_source(source, [])
+
+
+def test_more_images_than_a_split_may_hold_are_refused_from_the_header(tmp_path):
+    members = {"x_train": lying_header((10**8, 1, 1), np.uint8), "y_train": lying_header((10**8,))}
+    members |= {
+        "x_test": npy_bytes(np.zeros((4, 1, 1), np.uint8)),
+        "y_test": npy_bytes(np.arange(4)),
+    }
+    source = write_npz_members(tmp_path / "many.npz", members)
+    # the headers lie about the data (none behind them): refused for that first
+    assert "x_train holds 0 bytes of data, fewer than the 100,000,000" in error_of(
+        source=source, dataset="x"
+    )
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(sources, "MAX_IMAGES", 3)
+    try:
+        text = error_of(source=npz_with(tmp_path), dataset="x")
+    finally:
+        monkey.undo()
+    assert "x_train holds 40 images, more than the 3 a split may hold: use fewer" in text
+
+
+LABEL_BOMB = """
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a guard that fails must not take the machine
+from aedepth.sources import SourceError, npz_classes
+started = time.perf_counter()
+try:
+    npz_classes(sys.argv[1], [])
+except SourceError as error:
+    print(str(error).split(": ", 1)[1])
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(round(time.perf_counter() - started, 3), peak)
+"""
+
+
+def test_ten_million_labels_ending_in_a_billion_are_refused_fast_in_little_memory(tmp_path):
+    """The labels are read in chunks: 80 MB of them (a 0.1 MB file) never sit in memory at once."""
+    n = 10_000_000
+    y = np.zeros(n, np.int64)
+    y[:4], y[-1] = np.arange(4), 10**9
+    x = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.uint8, (n, 1, 1))
+    del x
+    members = {"x_train": (tmp_path / "x.npy").read_bytes(), "y_train": npy_bytes(y)}
+    del y
+    members |= {
+        "x_test": npy_bytes(np.zeros((4, 1, 1), np.uint8)),
+        "y_test": npy_bytes(np.arange(4)),
+    }
+    source = write_npz_members(tmp_path / "bomb.npz", members)
+    del members
+    out = subprocess.run(
+        [sys.executable, "-c", LABEL_BOMB, source],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0].startswith("y_train holds label 1000000000, out of range"), out
+    seconds, peak_kb = out[1].split()
+    assert float(seconds) < 2 and int(peak_kb) < 200_000, out
+
+
+def linked_folder(tmp_path):
+    """small_folder with train/0/ (3 images) the class links are made in."""
+    return small_folder(tmp_path / "linked")
+
+
+@pytest.mark.parametrize(
+    ("target", "name", "message"),
+    [
+        (".", "loop", "which is read already (a loop, another class's images, or a second copy)"),
+        ("..", "up", "which is read already"),
+        ("../1", "other", "which is read already"),
+        ("../../../outside", "out", "outside the source folder"),
+        ("self", "self", "a symbolic link that loops"),
+        ("nowhere", "gone.png", "a symbolic link that is broken"),
+    ],
+    ids=["loop", "up", "another class", "outside", "self-link", "broken"],
+)
+def test_a_link_out_of_its_place_is_refused_naming_it(tmp_path, target, name, message):
+    root = linked_folder(tmp_path)
+    (tmp_path / "outside").mkdir()
+    os.symlink(target, root / "train" / "0" / name)
+    text = error_of(source=str(root), dataset="x")
+    assert f"{root / 'train' / '0' / name}: a symbolic link" in text and message in text
+
+
+def test_two_links_to_each_other_end_at_once(tmp_path):
+    root = linked_folder(tmp_path)
+    os.symlink("b", root / "train" / "0" / "a")
+    os.symlink("a", root / "train" / "0" / "b")
+    assert "a symbolic link that loops" in error_of(source=str(root), dataset="x")
+    (root / "train" / "0" / "a").unlink()
+    (root / "train" / "0" / "b").unlink()
+    os.symlink(".", root / "train" / "0" / "x")
+    os.symlink(".", root / "train" / "0" / "y")  # os.walk took 2^40 paths through these
+    assert "which is read already" in error_of(source=str(root), dataset="x")
+
+
+def test_a_link_to_images_kept_beside_the_splits_is_followed(tmp_path):
+    root = linked_folder(tmp_path)
+    (root / "pool").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "pool" / "extra.png")
+    os.symlink("../../pool", root / "train" / "0" / "more")
+    os.symlink("../../pool/extra.png", root / "train" / "1" / "extra.png")
+    text = error_of(source=str(root), dataset="x")
+    assert (
+        f"{root / 'train' / '1' / 'extra.png'}: a symbolic link to {root / 'pool' / 'extra.png'}, which is read already"
+        in text
+    )
+    (root / "train" / "1" / "extra.png").unlink()
+    files = sources.folder_files(root)["train"]
+    assert (root / "train" / "0" / "more" / "extra.png", 0) in files and len(files) == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (os.fsdecode(b"caf\xe9.png"), "the name 'caf\\\\xe9.png' is not UTF-8 text"),
+        ("a{b}.png", "the name 'a{b}.png' holds { or }, which Snakemake reads as a wildcard"),
+    ],
+    ids=["not UTF-8", "braces"],
+)
+def test_a_file_name_snakemake_cannot_carry_is_refused_naming_it(tmp_path, name, problem):
+    root = small_folder(tmp_path / "names")
+    os.rename(root / "train" / "1" / "00007.png", root / "train" / "1" / name)
+    text = error_of(source=str(root), dataset="x")
+    assert problem in text and "names/train/1/" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (os.fsdecode(b"\xff"), "is not UTF-8 text"),
+        ("{x}", "holds { or }"),
+        ("a\nb", "control character"),
+    ],
+    ids=["not UTF-8", "braces", "line break"],
+)
+def test_a_class_name_snakemake_cannot_carry_is_refused_naming_it(tmp_path, name, problem):
+    root = small_folder(tmp_path / "names")
+    os.rename(root / "train" / "2", root / "train" / name)
+    os.rename(root / "test" / "2", root / "test" / name)
+    text = error_of(source=str(root), dataset="x")
+    assert "names/train: class name " in text and problem in text
+
+
+def test_more_class_folders_than_the_maximum_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_CLASSES", 2)
+    text = error_of(source=str(small_folder(tmp_path / "many")), dataset="x")
+    assert "train: 3 classes, more than the 2 aedepth takes: use fewer classes" in text
 
 
 # --- the shape reaches the model, the figures and the explorer ----------------------------------

@@ -26,7 +26,7 @@ from aedepth.data import (
     redact,
     sample_split_sizes,
 )
-from aedepth.families import FAMILIES
+from aedepth.families import CONV, FAMILIES, conv_sizes
 from aedepth.files import MAX_VALUES, expanded_size
 from aedepth.sources import (
     IDX,
@@ -35,6 +35,7 @@ from aedepth.sources import (
     SourceError,
     folder_classes,
     npz_classes,
+    source_counts,
     source_kind,
     source_shape,
     source_sizes,
@@ -161,6 +162,9 @@ def _check_dataset(config: dict[str, Any]) -> None:
     """`dataset` names an entry of `datasets` for IDX files (a download or a folder): its
     mirrors, checksums and class names; for an image folder or .npz, only the data."""
     dataset, kind = config["dataset"], source_kind(config["source"])
+    if kind == IDX and config["source"] not in ("download", "sample"):
+        if not os.path.isdir(config["source"]):
+            return  # a mistyped path: _check_source names the key at fault, 'source'
     if kind in (IMAGE_FOLDER, NPZ):
         if not _DATASET_NAME.fullmatch(dataset):
             raise ConfigError(
@@ -404,6 +408,14 @@ def _check_data_sizes(config: dict[str, Any]) -> None:
         )
     _check_validation_fractions(config, n_train, of)
     pixels = image_pixels(config)
+    if pixels < 2:
+        height, width, channels = image_shape(config)
+        raise ConfigError(
+            f"config key 'source' = {source!r} holds images of {height}x{width} pixels and "
+            f"{channels} channel(s), {pixels} value: an autoencoder's latent code (1 value at "
+            "least) must be smaller than its input; use larger images"
+        )
+    _check_conv_depths(config)
     for index, latent in enumerate(config["latent_dims"]):
         if latent >= pixels:
             raise ConfigError(
@@ -441,6 +453,22 @@ def _check_data_sizes(config: dict[str, Any]) -> None:
         )
 
 
+def _check_conv_depths(config: dict[str, Any]) -> None:
+    """Each conv block halves the feature map: a block past a 1 x 1 map adds nothing."""
+    if CONV not in config["architectures"]:
+        return
+    height, width, _ = image_shape(config)
+    deepest = max(config["depths"])
+    sizes = conv_sizes(height, width, deepest)
+    useful = next(k for k, size in enumerate(sizes) if size == (1, 1) or k == deepest)
+    if useful < deepest:
+        raise ConfigError(
+            f"config key 'depths' asks for depth {deepest}, but the conv family's stride-2 "
+            f"blocks turn the {height}x{width} images into a 1x1 feature map after {useful}: "
+            f"use conv depths of at most {useful} (or larger images)"
+        )
+
+
 def _check_validation_fractions(config: dict[str, Any], n_train: int, of: str) -> None:
     """A stratified validation split needs at least one image per class on each side
     (scikit-learn: ceil(fraction x n) and the rest both >= the classes): refuse a fraction
@@ -455,9 +483,19 @@ def _check_validation_fractions(config: dict[str, Any], n_train: int, of: str) -
             ]
     classes = n_classes(config)
     low, high = classes / n_train, (n_train - classes) / n_train
+    names, counts = data_settings(config)["classes"], None
+    if source_kind(config["source"]) in (IMAGE_FOLDER, NPZ):
+        counts = source_counts(config["source"], config["classes"])["train"]
     for key, fraction in fractions.items():
         if not isinstance(fraction, (int, float)) or fraction == 0:
             continue
+        if counts is not None and min(counts) < 2:
+            scarce = counts.index(min(counts))
+            raise ConfigError(
+                f"config key '{key}' = {fraction} asks for a stratified validation split, but "
+                f"class {names[scarce]!r} has {counts[scarce]} training image of {of} (each "
+                f"class needs 2 at least): add images of it, or set {key}: 0"
+            )
         held_out = math.ceil(fraction * n_train)
         if held_out < classes or n_train - held_out < classes:
             raise ConfigError(
