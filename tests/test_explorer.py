@@ -5,7 +5,9 @@ never a request off the machine."""
 from __future__ import annotations
 
 import base64
+import html
 import io
+import json
 import os
 import re
 import shutil
@@ -279,3 +281,191 @@ def test_the_page_in_a_browser_hovers_switches_and_counts_offline(page_file, stu
             shutil.copy(tmp_path / shot, target / shot)
     assert requests[0] == page_file.as_uri()
     assert _offsite(requests) == []  # nor anything hovering, switching or selecting asked for
+
+
+# --- the user's data cannot run in the page -----------------------------------------------------
+
+# Hostile names, as class folders, files, datasets and studies may be called: an element with an
+# event handler, a javascript: URL, a closing script tag, an attribute break-out, a template.
+PAYLOADS = [
+    "<img src=x onerror=alert(1)>",
+    "javascript:alert(2)",
+    "</script><script>alert(3)</script>",
+    '"><svg onload=alert(4)>',
+    "${alert(5)}<b>bold</b>",
+]
+HOSTILE_ABOUT = {
+    "study": "</script><script>alert(6)</script>",
+    "dataset": "<img src=x onerror=alert(7)>",
+    "source": "javascript:alert(8)//<iframe src=javascript:alert(9)>.npz",
+}
+
+
+def _hostile_page(classes: list[str], points: int = 200, about=HOSTILE_ABOUT) -> tuple[str, list]:
+    """A page of two autoencoder depths and a PCA baseline of random codes, its classes named
+    `classes`; with its views."""
+    rng = np.random.default_rng(3)
+    labels = np.arange(points * 2) % len(classes)
+    subsample = stratified_subsample(labels, points)
+    views = []
+    for record in (
+        {"method": "autoencoder", "depth": 1, "latent_dim": 2, "seed": 0},
+        {"method": "autoencoder", "depth": 2, "latent_dim": 2, "seed": 0},
+        {"method": "pca", "latent_dim": 2},
+    ):
+        z = rng.normal(size=(len(labels), 2)).astype(np.float32)
+        decoded = rng.uniform(size=(points, 784)) if record["method"] != "pca" else None
+        views.append(run_view(record, LABELS, {}, z, subsample, decoded))
+    images = rng.uniform(size=(points, 784))
+    html = explorer_page(
+        views, subsample, images, labels, classes, LABELS, f"Latent explorer: {about['dataset']}",
+        about=about,
+    )  # fmt: skip
+    return html, views
+
+
+RAW = ("<script>alert(", "<img src=x", "<svg onload", "<iframe", "<b>bold")
+
+
+def _html_texts(page: str) -> list[str]:
+    """The texts of the page's Bokeh document that the browser reads as HTML: each Div's (but
+    one shown as text) and each hover tooltip's template."""
+    found = re.search(
+        r'<script type="application/json" id="[^"]*">\s*(.*?)\s*</script>', page, re.S
+    )
+    texts = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            attributes = node.get("attributes", {})
+            if node.get("name") == "Div" and not attributes.get("render_as_text"):
+                texts.append(attributes.get("text", ""))
+            if node.get("name") == "HoverTool":
+                texts.append(str(attributes.get("tooltips", "")))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(html.unescape(found.group(1))))
+    return texts
+
+
+def test_hostile_names_reach_the_page_only_escaped():
+    page, _ = _hostile_page(PAYLOADS)
+    for raw in RAW:
+        assert raw not in page, raw  # anywhere in the file: Bokeh escapes its document's JSON
+    texts = _html_texts(page)
+    assert len(texts) == 3  # the heading, the counts' placeholder, the tooltip
+    for text in texts:
+        for raw in RAW:
+            assert raw not in text, (raw, text)
+    assert "<h2>Latent explorer: &lt;img src=x onerror=alert(7)&gt;</h2>" in texts[0]
+    assert "&lt;/script&gt;&lt;script&gt;alert(6)&lt;/script&gt;" in texts[0]  # the study
+    assert "javascript:alert(8)//&lt;iframe src=javascript:alert(9)&gt;.npz" in texts[0]
+
+
+@pytest.mark.parametrize("count", [21, 300, 1000])
+def test_more_classes_than_a_legend_can_name_get_a_colour_bar(count):
+    html, _ = _hostile_page([f"class {k}" for k in range(count)], points=max(200, count))
+    assert '"name":"ColorBar"' in html and '"name":"Legend"' not in html
+    assert f"The {count} classes are too many to name in a legend" in html
+
+
+def test_up_to_twenty_classes_get_a_legend_of_names_cut_to_a_readable_length():
+    html, _ = _hostile_page([f"class {k} " + "x" * 100 for k in range(20)])
+    assert '"type":"object","name":"ColorBar"' not in html
+    assert '"name":"Legend"' in html
+    assert "class 0 " + "x" * 19 + "\\u2026" in html  # the legend's name (JSON-escaped …)
+    assert "class 0 " + "x" * 100 in html  # the hover's, in full
+
+
+_SHADOW_DOM = """() => {
+  // every element of the page, inside Bokeh's shadow roots too
+  const all = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll("*")) {
+      all.push(element);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  const handlers = all.filter((e) => [...e.attributes].some((a) => a.name.startsWith("on")));
+  const links = all.filter((e) => /^\\s*javascript:/i.test(e.getAttribute("href") || e.getAttribute("src") || ""));
+  const scripts = all.filter((e) => e.tagName === "SCRIPT" && e.getRootNode() !== document);
+  const images = all.filter((e) => e.tagName === "IMG" && !(e.getAttribute("src") || "").startsWith("data:"));
+  const frames = all.filter((e) => ["IFRAME", "SVG", "svg"].includes(e.tagName) && e.closest(".bk-Div, div"));
+  const text = all.map((e) => e.shadowRoot ? "" : e.textContent).join("\\n");
+  return {handlers: handlers.map((e) => e.outerHTML.slice(0, 200)),
+          links: links.map((e) => e.outerHTML.slice(0, 200)),
+          scripts: scripts.map((e) => e.outerHTML.slice(0, 200)),
+          images: images.map((e) => e.outerHTML.slice(0, 200)),
+          text};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_hostile_names_never_run_in_the_browser(tmp_path):
+    """Class, file, dataset and study names made of script payloads: hover, box selection and
+    the view switch run no script of theirs (no dialog, no handler, no script element), and
+    every name shows as the text it is."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    html, views = _hostile_page(PAYLOADS)
+    path = tmp_path / "explorer.html"
+    path.write_text(html, encoding="utf-8")
+    dialogs, errors = [], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.route(re.compile(r"^(?!file:|data:)"), lambda route: route.abort())
+        page.goto(path.as_uri())
+        page.wait_for_function(_LOADED, timeout=30_000)
+
+        # hover: the tooltip names the class as text
+        i = _loneliest(views[0].points)
+        point = page.evaluate(_POINT, int(i))
+        page.mouse.move(point["x"], point["y"])
+        tooltip = page.get_by_text(re.compile(r"test image \d+\)")).locator("xpath=../..")
+        tooltip.wait_for(state="visible", timeout=10_000)
+        hovered = PAYLOADS[int(page.evaluate("(i) => Bokeh.documents[0]"
+                                              ".get_model_by_name('shown').data.class[i]", i))]  # fmt: skip
+        assert hovered in tooltip.inner_text()
+
+        # box selection over the whole frame: every class counted, by its name as text
+        frame = page.evaluate(_POINT, 0)
+        page.mouse.move(frame["left"] + 1, frame["top"] + 1)
+        page.mouse.down()
+        page.mouse.move(frame["left"] + 40, frame["top"] + 40, steps=5)
+        page.mouse.move(frame["right"] - 1, frame["bottom"] - 1, steps=5)
+        page.mouse.up()
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('shown').selected.indices.length > 0"
+        )
+        page.wait_for_timeout(300)
+        seen = page.evaluate(_SHADOW_DOM)
+
+        # the view switch: depth, then the baseline
+        page.locator(".bk-input-group", has_text="depth").locator("select").select_option("2")
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('latent-space').title.text"
+            ".includes('depth 2')"
+        )
+        page.locator(".bk-input-group", has_text="method").locator("select").select_option("pca")
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('latent-space').title.text"
+            ".startsWith('pca')"
+        )
+        page.wait_for_timeout(500)  # any handler a payload planted has had its chance
+        after = page.evaluate(_SHADOW_DOM)
+        browser.close()
+    assert dialogs == []
+    assert errors == []
+    for found in (seen, after):
+        assert found["handlers"] == [] and found["links"] == [] and found["scripts"] == []
+        assert found["images"] == []
+    for name in [*PAYLOADS, *HOSTILE_ABOUT.values()]:  # each shown as the text it is
+        assert name in seen["text"], name

@@ -68,3 +68,60 @@ def test_the_primary_metric_panel_shows_the_primary_verdict():
         fig = answer_figure(intervals, comparisons, CONDITIONS, LABELS,
                             primary=comparisons.assign(verdict=verdict))  # fmt: skip
         assert _marks(fig) == {"knn_accuracy (primary)\n(higher is better)": [mark]}
+
+
+# --- many classes, long names: the latent figure stays readable and its size bounded ------------
+
+
+def _latent_png(tmp_path, classes: list[str], dpi: int = 120):
+    """The latent figure of random codes over `classes`, saved as the workflow saves it; its
+    figure and its pixel size."""
+    import numpy as np
+    from PIL import Image
+
+    from aedepth.plots import latent_scatter, save_figure
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(2000) % len(classes)
+    fig = latent_scatter(rng.normal(size=(2000, 2)), labels, "depth 2, seed 0\nkNN 0.9", classes)
+    fig.canvas.draw()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    inside = all(
+        fig.bbox.contains(*corner)
+        for legend in legends
+        for corner in legend.get_window_extent().corners()
+    )
+    bars = len(fig.axes) - 1  # a colour bar is an axes of its own
+    entries = [t.get_text() for legend in legends for t in legend.get_texts()]
+    save_figure(fig, tmp_path / "latent.png", dpi, tight=False)
+    return entries, bars, inside, Image.open(tmp_path / "latent.png").size
+
+
+def test_up_to_twenty_classes_are_named_in_a_legend_within_the_figure(tmp_path):
+    from aedepth.plots import LATENT_FIGURE_INCHES, LEGEND_NAME_CHARS
+
+    names = [f"<img src=x onerror=alert({k})> " + "long name " * 20 for k in range(20)]
+    entries, bars, inside, size = _latent_png(tmp_path, names)
+    assert len(entries) == 20 and bars == 0 and inside
+    assert all(len(entry) <= LEGEND_NAME_CHARS for entry in entries)
+    assert entries[0] == names[0][: LEGEND_NAME_CHARS - 1] + "…"
+    assert size == (LATENT_FIGURE_INCHES[0] * 120, LATENT_FIGURE_INCHES[1] * 120)
+
+
+def test_past_twenty_classes_a_colour_bar_and_the_same_size(tmp_path):
+    from aedepth.plots import LATENT_FIGURE_INCHES
+
+    for count in (21, 300, 1000):  # 300 made a 818 x 12,722 px figure (#34)
+        entries, bars, _, size = _latent_png(tmp_path, [f"class {k}" for k in range(count)])
+        assert entries == [] and bars == 1
+        assert size == (LATENT_FIGURE_INCHES[0] * 120, LATENT_FIGURE_INCHES[1] * 120)
+
+
+def test_the_explorer_palette_names_at_most_twenty_classes():
+    import pytest
+
+    from aedepth.explorer import class_palette
+
+    assert len(set(class_palette(10))) == 10 and len(set(class_palette(20))) == 20
+    with pytest.raises(ValueError, match="at most 20"):
+        class_palette(21)

@@ -34,5 +34,7 @@ rule explorer:
         labels=GRID.labels,
         omit=GRID.omitted,
         dataset=config["dataset"],
+        study=Path(STUDY).name,
+        source=config["source"],
     script:
         "../scripts/make_explorer.py"

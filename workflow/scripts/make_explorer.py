@@ -40,5 +40,10 @@ with job_log(snakemake.log[0]):
         snakemake.params.labels,
         title=f"Latent explorer: {snakemake.params.dataset}",
         shape=image_shape(data["x_test"]),
+        about={
+            "study": snakemake.params.study,
+            "dataset": snakemake.params.dataset,
+            "source": snakemake.params.source,
+        },
     )
     write_page(snakemake.output[0], page)

@@ -26,4 +26,5 @@ with job_log(snakemake.log[0]):
         latent_scatter(*splits["test"], title, snakemake.params.classes),
         snakemake.output[0],
         snakemake.params.dpi,
+        tight=False,  # its own size: bounded whatever the classes (LATENT_FIGURE_INCHES)
     )

@@ -4,11 +4,16 @@ a fixed subsample of the test set in the latent space of any run of the study.
 Every run shows the same test images (a stratified subsample, `stratified_subsample`), so the
 page stays a few MB and a selection follows its points from one run to the next. Images and
 reconstructions travel as small PNG data URIs: opening the page fetches nothing.
+
+Class names, file names, dataset and study names are the user's data: any text may reach the
+page. The page's HTML built here escapes them with `html_text`; its scripts put them into the
+page as text (textContent, Bokeh's text properties and escaped tooltip fields), never as HTML.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import math
 import struct
 import zlib
@@ -22,21 +27,23 @@ from bokeh.layouts import column, row
 from bokeh.models import (
     BoxSelectTool,
     CategoricalColorMapper,
+    ColorBar,
     ColumnDataSource,
     CustomJS,
     Div,
     HoverTool,
     LassoSelectTool,
+    LinearColorMapper,
     Select,
     WheelZoomTool,
 )
-from bokeh.palettes import Category10_10, Category20_20, turbo
+from bokeh.palettes import Category10_10, Category20_20, Turbo256
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from aedepth.files import atomic_output
 from aedepth.grid import MNIST_SHAPE, REPLICATE, REQUIRED_AXES, setting_label
-from aedepth.plots import project_2d
+from aedepth.plots import NAMED_CLASSES, legend_name, project_2d
 
 SUBSAMPLE_SEED = 0  # the draw is part of the page's definition: every build shows the same images
 # Tooltip size of a thumbnail's longer side: a small image's pixels are drawn as whole
@@ -44,6 +51,13 @@ SUBSAMPLE_SEED = 0  # the draw is part of the page's definition: every build sho
 THUMBNAIL_PIXELS = 56
 GREY_LEVELS = 16  # 4 bits a pixel (a colour image: 16 levels a channel)
 NO_DECODER = "a baseline has no decoder: no reconstruction"
+COUNTED_CLASSES = 20  # rows of the selection's class counts; the rest summed in one line
+
+
+def html_text(value) -> str:
+    """`value` as HTML text (quotes too, for attributes): the one way the page's HTML takes
+    text from the user's data or the config."""
+    return html.escape(str(value), quote=True)
 
 
 def _thumbnail(column: str, caption: str, shape: tuple[int, int, int]) -> str:
@@ -225,7 +239,9 @@ yaxis.axis_label = view.y_name;
 status.text = "Showing: " + view.title;
 """
 
-# The class counts of the selected points (box or lasso), in class order.
+# The class counts of the selected points (box or lasso), in class order: at most `rows`
+# classes (the largest counts), the rest summed in one line. Built as elements whose text is
+# set (textContent), so a class name is never read as HTML.
 _COUNT = """
 const counts = new Map(classes.map((name) => [name, 0]));
 for (const i of source.selected.indices) {
@@ -234,11 +250,33 @@ for (const i of source.selected.indices) {
 }
 const total = source.selected.indices.length;
 if (total === 0) { counts_div.text = empty; return; }
-let rows = "";
-for (const [name, count] of counts)
-    if (count > 0) rows += `<tr><td>${name}</td><td style="text-align:right">${count}</td></tr>`;
-counts_div.text = `<b>Selection: ${total} points</b><table class="aedepth-counts">` +
-    `<tr><th>class</th><th>points</th></tr>${rows}</table>`;
+let shown = [...counts].filter(([name, count]) => count > 0);
+let rest = 0, others = 0;
+if (shown.length > rows) {
+    const kept = new Set([...shown].sort((a, b) => b[1] - a[1]).slice(0, rows).map(([n]) => n));
+    for (const [name, count] of shown) if (!kept.has(name)) { rest += count; others += 1; }
+    shown = shown.filter(([name]) => kept.has(name));
+}
+const element = (tag, text) => {
+    const made = document.createElement(tag);
+    if (text !== undefined) made.textContent = String(text);
+    return made;
+};
+const line = (cells, tag) => {
+    const tr = element("tr");
+    for (const text of cells) tr.appendChild(element(tag, text));
+    tr.lastChild.style.textAlign = "right";
+    return tr;
+};
+const box = element("div");
+box.appendChild(element("b", `Selection: ${total} points`));
+const table = element("table");
+table.className = "aedepth-counts";
+table.appendChild(line(["class", "points"], "th"));
+for (const [name, count] of shown) table.appendChild(line([name, count], "td"));
+if (others > 0) table.appendChild(line([`${others} more classes`, rest], "td"));
+box.appendChild(table);
+counts_div.text = box.innerHTML;
 """
 
 
@@ -247,6 +285,7 @@ def page_note(
     total: int,
     seed: int = SUBSAMPLE_SEED,
     shape: tuple[int, int, int] = MNIST_SHAPE,
+    classes: int = 10,
 ) -> str:
     """What the page shows and how its points were drawn (HTML, at the top of the page)."""
     sample = (
@@ -265,7 +304,13 @@ def page_note(
         "page); select points with "
         "the box or lasso tool to count them by class. Codes wider than 2 are drawn by their "
         "first two principal components, as in the PNG figures. A baseline (e.g. PCA) has no "
-        "decoder, so no reconstruction.</p>"
+        "decoder, so no reconstruction."
+        + (
+            f" The {classes} classes are too many to name in a legend: a point's colour is its "
+            "class's position in the class list (the colour bar), hover it for its class.</p>"
+            if classes > NAMED_CLASSES
+            else "</p>"
+        )
     )
 
 
@@ -278,16 +323,18 @@ def explorer_page(
     axis_labels: dict[str, str],
     title: str,
     shape: tuple[int, int, int] = MNIST_SHAPE,
+    about: dict[str, str] | None = None,
 ) -> str:
     """The HTML page. `subsample` holds the test indices shown, `images` their originals
     (intensities in [0, 1], one row per point, of (height, width, channels) `shape`) and
     `labels` their classes, shared by every view; `labels` has the length of the whole test
-    set (for the page's note)."""
-    names = [class_names[int(label)] for label in labels[subsample]]
+    set (for the page's note). `about` names what the page is of, shown under the title (e.g.
+    {"study": ..., "dataset": ..., "source": ...}). Every text is escaped (`html_text`)."""
     first = views[0]
-    source = _shown_points(first, subsample, images, names, shape)
-    classes = [name for name in class_names if name in set(names)]
-    plot = _scatter_plot(source, first, classes, shape)
+    source = _shown_points(first, subsample, images, labels[subsample], class_names, shape)
+    shown = set(labels[subsample].tolist())
+    classes = [name for k, name in enumerate(class_names) if k in shown]
+    plot = _scatter_plot(source, first, classes, len(class_names), shape)
     method_select = Select(
         title="method",
         value=first.method,
@@ -299,7 +346,7 @@ def explorer_page(
         )
         for axis, values in _axis_options(views, axis_labels).items()
     }
-    status = Div(text=f"Showing: {first.title}")
+    status = Div(text=f"Showing: {first.title}", render_as_text=True)
     empty = "<i>Select points (box or lasso tool) to count them by class.</i>"
     counts_div = Div(name="class-counts", text=empty, width=220)
     switch = CustomJS(
@@ -321,14 +368,19 @@ def explorer_page(
     source.selected.js_on_change(
         "indices",
         CustomJS(
-            args={"source": source, "classes": classes, "counts_div": counts_div, "empty": empty},
+            args={
+                "source": source,
+                "classes": classes,
+                "counts_div": counts_div,
+                "empty": empty,
+                "rows": COUNTED_CLASSES,
+            },
             code=_COUNT,
         ),
     )
+    note = page_note(len(subsample), len(labels), shape=shape, classes=len(class_names))
     layout = column(
-        Div(
-            text=f"<h2>{title}</h2>{page_note(len(subsample), len(labels), shape=shape)}", width=960
-        ),
+        Div(text=f"{_heading(title, about or {})}{note}", width=960),
         row(method_select, *selects.values()),
         status,
         row(plot, counts_div),
@@ -336,19 +388,29 @@ def explorer_page(
     document = Document()
     document.add_root(layout)
     document.js_on_event("document_ready", switch)
-    return file_html(document, resources=INLINE, title=title)
+    return file_html(document, resources=INLINE, title=title)  # Bokeh escapes the <title>
 
 
-def _shown_points(first: View, subsample, images, names: list[str], shape) -> ColumnDataSource:
-    """The points on show: the first view's coordinates, each point's class, test index and
-    original's thumbnail; its reconstruction and caption are filled in by the page's `switch`
-    once loaded (one copy of each view's thumbnails)."""
+def _heading(title: str, about: dict[str, str]) -> str:
+    """The page's heading and what it is of, escaped."""
+    parts = [f"<b>{html_text(key)}</b> {html_text(value)}" for key, value in about.items()]
+    return f"<h2>{html_text(title)}</h2>" + (f"<p>{' · '.join(parts)}</p>" if parts else "")
+
+
+def _shown_points(first: View, subsample, images, labels, class_names, shape) -> ColumnDataSource:
+    """The points on show: the first view's coordinates, each point's class (its name, the name
+    as the legend shows it, its position in `class_names`), test index and original's
+    thumbnail; its reconstruction and caption are filled in by the page's `switch` once loaded
+    (one copy of each view's thumbnails)."""
+    names = [class_names[int(label)] for label in labels]
     return ColumnDataSource(
         name="shown",
         data={
             "x": first.points[:, 0],
             "y": first.points[:, 1],
             "label": names,
+            "legend": [legend_name(name) for name in names],
+            "class": np.asarray(labels, dtype=np.int32),
             "index": subsample,
             "image": [thumbnail_uri(image, shape) for image in images],
             "reconstruction": [""] * len(subsample),
@@ -357,9 +419,11 @@ def _shown_points(first: View, subsample, images, names: list[str], shape) -> Co
     )
 
 
-def _scatter_plot(source: ColumnDataSource, first: View, classes: list[str], shape):
+def _scatter_plot(source: ColumnDataSource, first: View, classes: list[str], total: int, shape):
     """The latent scatter plot of `source`, coloured by class, with hover thumbnails and box
-    and lasso selection."""
+    and lasso selection. Up to NAMED_CLASSES classes (of `total`) a colour each and a legend
+    (`classes`: those shown, in order); past it a continuous colour map over the class's
+    position and a colour bar."""
     plot = figure(
         name="latent-space",
         width=720,
@@ -369,18 +433,22 @@ def _scatter_plot(source: ColumnDataSource, first: View, classes: list[str], sha
         x_axis_label=first.axis_names[0],
         y_axis_label=first.axis_names[1],
     )
-    colours = CategoricalColorMapper(factors=classes, palette=class_palette(len(classes)))
-    scatter = plot.scatter(
-        "x",
-        "y",
-        source=source,
-        size=6,
-        alpha=0.75,
-        color={"field": "label", "transform": colours},
-        legend_field="label",
-    )
-    plot.legend.title = "class"
-    plot.add_layout(plot.legend[0], "right")
+    if total <= NAMED_CLASSES:
+        colours = CategoricalColorMapper(factors=classes, palette=class_palette(len(classes)))
+        scatter = plot.scatter(
+            "x", "y", source=source, size=6, alpha=0.75,
+            color={"field": "label", "transform": colours}, legend_field="legend",
+        )  # fmt: skip
+        plot.legend.title = "class"
+        plot.add_layout(plot.legend[0], "right")
+    else:
+        colours = LinearColorMapper(palette=Turbo256, low=0, high=total - 1)
+        scatter = plot.scatter(
+            "x", "y", source=source, size=6, alpha=0.75,
+            color={"field": "class", "transform": colours},
+        )  # fmt: skip
+        bar = ColorBar(color_mapper=colours, title=f"class (position of {total})", width=12)
+        plot.add_layout(bar, "right")
     plot.add_tools(
         HoverTool(renderers=[scatter], tooltips=tooltip(shape)),
         box_select := BoxSelectTool(renderers=[scatter]),
@@ -404,10 +472,12 @@ def _catalogue_entry(view: View) -> dict:
 
 
 def class_palette(classes: int) -> list[str]:
-    """A colour per class: Category10's, Category20's past 10 classes, turbo's past 20."""
-    if classes <= 10:
-        return list(Category10_10[:classes])
-    return list(Category20_20[:classes]) if classes <= 20 else list(turbo(classes))
+    """A colour per class, up to NAMED_CLASSES (20): Category10's, Category20's past 10 (as
+    the PNG figures' tab10 and tab20). Past 20 classes the page colours by a continuous colour
+    map (Turbo256) instead, with a colour bar: no palette of distinct colours stays readable."""
+    if classes > NAMED_CLASSES:
+        raise ValueError(f"{classes} classes: at most {NAMED_CLASSES} get a colour each")
+    return list(Category10_10[:classes]) if classes <= 10 else list(Category20_20[:classes])
 
 
 def write_page(path: str | Path, html: str) -> None:

@@ -18,11 +18,23 @@ from aedepth.grid import AUTOENCODER, COMPARED, HEADLINE_METRICS  # noqa: E402
 from aedepth.metrics import METRICS  # noqa: E402
 from aedepth.stats import t_interval  # noqa: E402
 
+# Classes that the latent figures and the explorer name in a legend, a colour each (tab10 /
+# Category10 up to 10, tab20 / Category20 up to 20); past it a continuous colour map over the
+# class's position, with a colour bar, since no set of distinct colours stays readable.
+NAMED_CLASSES = 20
+# The longest class name a legend shows in full; a longer one is cut (…): the figure's size
+# must not follow a name's length.
+LEGEND_NAME_CHARS = 28
+# The latent figure's drawing size, at most (with its legend or colour bar and a title of up to
+# three lines): 8.5 x 6 inches, 1020 x 720 px at the default plot_dpi of 120.
+LATENT_FIGURE_INCHES = (8.5, 6.0)
 
-def save_figure(fig, path: str | Path, dpi: int) -> None:
-    """Save atomically, so a killed job never leaves a complete-looking PNG."""
+
+def save_figure(fig, path: str | Path, dpi: int, tight: bool = True) -> None:
+    """Save atomically, so a killed job never leaves a complete-looking PNG. `tight` crops (or
+    grows) the page to what is drawn; without it the PNG is the figure's own size."""
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
 
 
@@ -66,37 +78,48 @@ def project_2d(z: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
     return centred @ components[:2].T, ("PC1 of the latent code", "PC2 of the latent code")
 
 
+def legend_name(name: str) -> str:
+    """A class name as a legend shows it: at most LEGEND_NAME_CHARS characters, one line."""
+    name = " ".join(str(name).split())
+    return name if len(name) <= LEGEND_NAME_CHARS else name[: LEGEND_NAME_CHARS - 1] + "…"
+
+
 def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, class_names: list[str]):
-    """The test set in latent space (see project_2d), coloured by class, with a legend."""
+    """The test set in latent space (see project_2d), coloured by class: up to NAMED_CLASSES
+    classes a colour each and a legend of their names (cut to LEGEND_NAME_CHARS); past it a
+    continuous colour map (turbo) over the class's position, with a colour bar. The figure is
+    LATENT_FIGURE_INCHES whatever the classes' number and names (save it without a tight box)."""
     points, (x_name, y_name) = project_2d(z)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    # tab10 for up to 10 classes (MNIST's figures as they were), tab20 for more
-    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=LATENT_FIGURE_INCHES, layout="constrained")
     size = max(1.0, 40_000 / max(len(z), 1) ** 1.1)
-    for label in np.unique(labels):
-        mask = labels == label
-        ax.scatter(
-            points[mask, 0],
-            points[mask, 1],
-            s=size,
-            alpha=0.6,
-            color=cmap(int(label) % cmap.N),
-            label=class_names[int(label)],
-            linewidths=0,
-            rasterized=True,
+    if len(class_names) <= NAMED_CLASSES:
+        # tab10 for up to 10 classes (MNIST's figures as they were), tab20 for more
+        cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+        for label in np.unique(labels):
+            mask = labels == label
+            ax.scatter(
+                points[mask, 0], points[mask, 1], s=size, alpha=0.6,
+                color=cmap(int(label) % cmap.N), label=legend_name(class_names[int(label)]),
+                linewidths=0, rasterized=True,
+            )  # fmt: skip
+        ax.legend(
+            title="class", markerscale=max(1.0, 12 / size) ** 0.5, loc="center left",
+            bbox_to_anchor=(1.01, 0.5), frameon=False,
+        )  # fmt: skip
+    else:
+        drawn = ax.scatter(
+            points[:, 0], points[:, 1], s=size, alpha=0.6, c=labels, cmap="turbo",
+            vmin=0, vmax=len(class_names) - 1, linewidths=0, rasterized=True,
+        )  # fmt: skip
+        fig.colorbar(
+            drawn,
+            ax=ax,
+            label=f"class index, 0 to {len(class_names) - 1} ({len(class_names)} classes: too many to name)",
         )
     ax.ticklabel_format(useOffset=False)
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
     ax.set_title(title)
-    ax.legend(
-        title="class",
-        markerscale=max(1.0, 12 / size) ** 0.5,
-        loc="center left",
-        bbox_to_anchor=(1.01, 0.5),
-        frameon=False,
-    )
-    fig.tight_layout()
     return fig
 
 
