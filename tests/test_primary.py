@@ -3,7 +3,6 @@ statsmodels, verdicts read off the printed interval, honest pair counts and digi
 headline that answers in the metric's units."""
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -263,12 +262,18 @@ def test_the_budget_and_models_still_improving_are_in_the_same_sentence():
     (sentence,) = headline(
         table, primary_comparisons(table, CONDITIONS, QUESTION), CONDITIONS, LABELS
     )
-    assert "(95 % interval; 3 paired seeds, 50 epochs, all 6 models still improving at the end)" in sentence
+    assert (
+        "(95 % interval; 3 paired seeds, 50 epochs, all 6 models still improving at the end)"
+        in sentence
+    )
     some = table.assign(still_improving=table.seed == 0)
     (sentence,) = headline(
         some, primary_comparisons(some, CONDITIONS, QUESTION), CONDITIONS, LABELS
     )
-    assert "(95 % interval; 3 paired seeds, 50 epochs, 2 of its 6 models still improving at the end)" in sentence
+    assert (
+        "(95 % interval; 3 paired seeds, 50 epochs, 2 of its 6 models still improving at the end)"
+        in sentence
+    )
     stopped = models({1: [0, 1], 2: [0, 1]}, {1: 0.6, 2: 0.7}, patience=10)
     (sentence,) = headline(
         stopped, primary_comparisons(stopped, CONDITIONS, QUESTION), CONDITIONS, LABELS
@@ -305,7 +310,9 @@ def test_seeds_are_planned_at_the_simultaneous_level_from_the_smallest_differenc
     assert row.seeds_to_detect_observed == seeds_to_detect(0.01, sd, 0.0, alpha=0.05)
     assert (rows.seeds_to_detect == seeds_to_detect(0.01, upper, 0.0, alpha=0.025)).all()
     assert (rows.seeds_for_equivalence == seeds_for_equivalence(0.01, upper, 0.0, 0.025)).all()
-    assert (rows.seeds_for_equivalence_observed == seeds_for_equivalence(0.01, sd, 0.0, 0.025)).all()
+    assert (
+        rows.seeds_for_equivalence_observed == seeds_for_equivalence(0.01, sd, 0.0, 0.025)
+    ).all()
     assert (rows.confidence == 0.975).all()
 
 
@@ -396,8 +403,8 @@ def test_digits_follow_the_standard_error_and_never_move_an_end_across_0_or_delt
 
 def test_secondary_verdicts_are_read_off_simultaneous_intervals_and_say_so():
     table = models({1: [0, 1, 2], 2: [0, 1, 2]}, {1: 0.6, 2: 0.7})
-    table["reconstruction_mse"] = 0.05 + table.seed * 0.0002 + np.where(
-        table.depth == 2, [0.0001, 0.00035, 0.0004] * 2, 0
+    table["reconstruction_mse"] = (
+        0.05 + table.seed * 0.0002 + np.where(table.depth == 2, [0.0001, 0.00035, 0.0004] * 2, 0)
     )
     comparisons = depth_comparisons(table, CONDITIONS)
     assert np.allclose(comparisons.confidence, 1 - 0.05 / 3)  # knn, silhouette, mse

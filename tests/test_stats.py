@@ -275,7 +275,9 @@ def test_comparisons_hold_bonferroni_intervals_verdicts_and_effects():
     knn = comparisons.loc["knn_accuracy"]
     assert knn["p_adjusted"] == pytest.approx(min(1, 9 * knn["p_value"]))  # 9 metrics
     low, high = paired_estimate([0.10, 0.11, 0.11]).interval(1 - 0.05 / 9)
-    assert (knn["confidence"], knn["ci_low"], knn["ci_high"]) == pytest.approx((1 - 0.05 / 9, low, high))
+    assert (knn["confidence"], knn["ci_low"], knn["ci_high"]) == pytest.approx(
+        (1 - 0.05 / 9, low, high)
+    )
     assert knn["effect_size"] == pytest.approx(knn["mean_difference"] / 0.005773502691896)
     silhouette = comparisons.loc["silhouette"]  # identical shift: no difference at all
     assert silhouette["p_value"] == 1.0 and math.isnan(silhouette["effect_size"])
@@ -295,7 +297,9 @@ def test_findings_state_levels_with_intervals_and_the_articles_claims():
     table = models_table()
     text = findings(table)
     assert "| 1 hidden layer(s), latent size 2 | n/a | 0.620 [0.570, 0.670] |" in text
-    assert "| knn_accuracy | higher | +0.107 [0.062, 0.152] | 99.44 % | 0.0088 | better | 18 [" in text
+    assert (
+        "| knn_accuracy | higher | +0.107 [0.062, 0.152] | 99.44 % | 0.0088 | better | 18 [" in text
+    )
     assert (
         "- Clearer clusters with depth (class separation, cluster agreement): 1 → 2 (latent "
         "size 2): not shown (better: knn_accuracy; worse: davies_bouldin; no clear difference: "
@@ -317,7 +321,9 @@ def test_findings_state_levels_with_intervals_and_the_articles_claims():
     below = table.assign(loss_gap=[-0.068, -0.069, -0.067, -0.058, -0.059, -0.057])
     (line,) = [x for x in findings(below).splitlines() if x.startswith("- Overfitting")]
     assert "test - train loss -0.0680 [" in line and "→ -0.0580 [" in line
-    assert line.endswith("the gap rises and the test loss stays below the training loss: not shown.")
+    assert line.endswith(
+        "the gap rises and the test loss stays below the training loss: not shown."
+    )
     published = findings(table, dataset="mnist")
     assert "UMAP 0.954" in published and "PCA 0.420" in published
     assert "UMAP 0.954" not in text

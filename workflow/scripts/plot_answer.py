@@ -11,7 +11,9 @@ with job_log(snakemake.log[0]):
     statistics = ("mean", "ci_low", "ci_high")
     intervals = read_table(snakemake.input.intervals, interval_columns(conditions), statistics)
     comparisons = read_table(
-        snakemake.input.comparisons, comparison_columns(conditions), ("mean_difference", "p_adjusted")
+        snakemake.input.comparisons,
+        comparison_columns(conditions),
+        ("mean_difference", "p_adjusted"),
     )
     primary = read_table(
         snakemake.input.primary, primary_columns(conditions), ("mean_difference", "p_adjusted")
