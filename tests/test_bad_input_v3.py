@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -522,3 +523,51 @@ def test_damaged_files_of_a_finished_study_are_named_by_the_job_reading_them(tmp
         assert "delete it and run again" in lines[0], lines
         shutil.rmtree(study)
         shutil.copytree(finished, study)
+
+
+# --- #34 item 8: each refused in one line naming the key at fault, before any job ----------------
+
+
+def small_npz(tmp_path, shape=(6, 6), y_train=None, name="data.npz") -> str:
+    y = np.arange(40) % 4 if y_train is None else y_train
+    x = np.zeros((len(y), *shape), np.uint8)
+    path = tmp_path / name
+    np.savez(path, x_train=x, y_train=y, x_test=x[:20], y_test=np.arange(20) % 4)
+    return str(path)
+
+
+def test_a_mistyped_npz_path_is_blamed_on_source_not_dataset(tmp_path):
+    small_npz(tmp_path)
+    text = error_of(source=str(tmp_path / "data.nzp"), dataset="mine")
+    assert text.startswith(f"config key 'source' = '{tmp_path / 'data.nzp'}' is neither"), text
+
+
+def test_a_one_pixel_image_is_refused_as_too_small(tmp_path):
+    text = error_of(source=small_npz(tmp_path, shape=(1, 1)), dataset="x")
+    assert "holds images of 1x1 pixels and 1 channel(s), 1 value" in text
+    assert "use larger images" in text and "at most 0" not in text
+
+
+def test_conv_depths_past_a_one_by_one_feature_map_are_refused(tmp_path):
+    text = error_of(
+        source=small_npz(tmp_path, shape=(4, 4)), dataset="x", architectures=["mlp", "conv"],
+        depths=[1, 3], hidden_sizes=[8, 8, 8], conv_channels=[4, 4, 4], latent_dims=[2],
+    )  # fmt: skip
+    assert text == (
+        "config key 'depths' asks for depth 3, but the conv family's stride-2 blocks turn the "
+        "4x4 images into a 1x1 feature map after 2: use conv depths of at most 2 (or larger images)"
+    )
+    # MNIST's 28 x 28 reach 1 x 1 after 5 blocks (28, 14, 7, 4, 2, 1)
+    assert "at most 5" in error_of(
+        architectures=["conv"], depths=[6], conv_channels=[4] * 6, hidden_sizes=[8] * 6
+    )
+
+
+def test_a_one_image_class_with_a_validation_split_is_refused_before_training(tmp_path):
+    source = small_npz(tmp_path, y_train=np.r_[np.arange(40) % 4, 4])
+    text = error_of(source=source, dataset="x", validation_fraction=0.1)
+    assert text.startswith(
+        "config key 'validation_fraction' = 0.1 asks for a stratified validation split, but "
+        "class '4' has 1 training image"
+    ), text
+    assert text.endswith("add images of it, or set validation_fraction: 0")

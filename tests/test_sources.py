@@ -487,6 +487,15 @@ def test_a_huge_label_is_refused_before_a_class_list_is_built(tmp_path, label, s
     )
 
 
+def test_a_configured_class_name_is_checked_and_blamed_on_classes(tmp_path):
+    source = labelled(tmp_path, np.arange(8) % 2)
+    text = error_of(source=source, dataset="x", classes=["a", "b\nc"])
+    assert text == (
+        "config key 'classes': class name 'b\\nc' holds a control character (a line break, a "
+        "tab, ...): rename it without"
+    )
+
+
 def test_more_class_names_than_the_maximum_are_refused(tmp_path):
     names = np.array([f"c{k}" for k in range(1001)])
     text = error_of(source=labelled(tmp_path, np.arange(8) % 4, classes=names), dataset="x")

@@ -33,6 +33,7 @@ from aedepth.sources import (
     IMAGE_FOLDER,
     NPZ,
     SourceError,
+    check_class_names,
     folder_classes,
     npz_classes,
     source_counts,
@@ -188,6 +189,10 @@ def _check_dataset(config: dict[str, Any]) -> None:
             f"config key 'classes' = {_shown(config['classes'])} names the classes of an .npz "
             "source only (an image folder's are its folders, IDX files' their dataset's): use []"
         )
+    try:
+        check_class_names(config["classes"], "config key 'classes'")
+    except SourceError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_smallest_difference(config: dict[str, Any]) -> None:

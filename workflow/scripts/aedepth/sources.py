@@ -432,7 +432,7 @@ def _decode(path: Path, size: tuple[int, int], channels: int, first: Path) -> np
 
 # Parse time reads an .npz's headers and its labels, nothing else, in bounded memory: the
 # labels in chunks of this many, checked against the allowed range before anything is counted.
-_LABEL_CHUNK = 1 << 20
+_LABEL_CHUNK = 1 << 18
 
 
 def npz_headers(path: str | Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -629,7 +629,7 @@ def _label_counts(path, archive, key, header, limit: int, names) -> np.ndarray:
                 raise SourceError(
                     f"{path}: {key} holds label {bad[0]}, out of range: use labels {allowed}"
                 )
-            counts += np.bincount(labels.astype(np.int64), minlength=limit)
+            counts += np.bincount(labels.astype(np.intp, copy=False), minlength=limit)
             left -= step
     return counts
 
