@@ -12,6 +12,7 @@ import errno
 import functools
 import math
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -68,6 +69,10 @@ def source_kind(source: str) -> str:
     return IMAGE_FOLDER if any(e.is_dir() for e in entries) else IDX
 
 
+# what a name may not hold: control characters, braces, surrogates (bytes that are not UTF-8)
+_ODD_CHARACTER = re.compile(r"[\x00-\x1f\x7f{}\ud800-\udfff]")
+
+
 def shown(text: str | Path) -> str:
     """`text` (a file or class name) as a message can print it: a name that is not UTF-8
     (Python's surrogate escapes) with its odd bytes as \\x.. escapes."""
@@ -80,6 +85,8 @@ def _quoted(name: str) -> str:
 
 def _name_problem(name: str) -> str | None:
     """Why Snakemake, the file system or a one-line message cannot carry `name`, or None."""
+    if name and not _ODD_CHARACTER.search(name):
+        return None  # the common case, in one search
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -150,11 +157,16 @@ def class_images(base: Path, folders: list[Path]) -> list[list[Path]]:
         merged: dict[str, list[str]] = {}
         for directory, names in listing:
             merged.setdefault(directory, []).extend(names)
-        files = [Path(d) / n for d, names in sorted(merged.items()) for n in sorted(names)]
-        for path in files:
-            for part in path.relative_to(folder).parts:
-                if problem := _name_problem(part):
-                    raise SourceError(f"{shown(path)}: the name {_quoted(part)} {problem}")
+        files = []
+        for directory, names in sorted(merged.items()):
+            if not names:
+                continue
+            below = os.path.relpath(directory, folder)
+            for name in ([] if below == "." else below.split(os.sep)) + names:
+                if problem := _name_problem(name):
+                    path = Path(directory) / (name if name in names else "")
+                    raise SourceError(f"{shown(path)}: the name {_quoted(name)} {problem}")
+            files += [Path(directory) / name for name in sorted(names)]
         found.append(files)
     return found
 
