@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -571,3 +572,9 @@ def test_a_one_image_class_with_a_validation_split_is_refused_before_training(tm
         "class '4' has 1 training image"
     ), text
     assert text.endswith("add images of it, or set validation_fraction: 0")
+
+
+def test_a_source_path_that_is_not_utf8_is_refused_naming_it(tmp_path):
+    source = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.npz")
+    text = error_of(source=source, dataset="x")
+    assert text.startswith("config key 'source' = ") and "caf\\xe9.npz' is not UTF-8 text" in text

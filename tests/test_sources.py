@@ -675,7 +675,7 @@ def test_a_link_to_images_kept_beside_the_splits_is_followed(tmp_path):
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
-        (os.fsdecode(b"caf\xe9.png"), "the name 'caf\\\\xe9.png' is not UTF-8 text"),
+        (os.fsdecode(b"caf\xe9.png"), "the name 'caf\\xe9.png' is not UTF-8 text"),
         ("a{b}.png", "the name 'a{b}.png' holds { or }, which Snakemake reads as a wildcard"),
     ],
     ids=["not UTF-8", "braces"],

@@ -35,6 +35,7 @@ from aedepth.sources import (
     SourceError,
     check_class_names,
     folder_classes,
+    shown,
     npz_classes,
     source_counts,
     source_kind,
@@ -162,6 +163,14 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
 def _check_dataset(config: dict[str, Any]) -> None:
     """`dataset` names an entry of `datasets` for IDX files (a download or a folder): its
     mirrors, checksums and class names; for an image folder or .npz, only the data."""
+    try:
+        config["source"].encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"config key 'source' = '{shown(config['source'])}' is not UTF-8 text, which "
+            "Snakemake cannot record: rename the file or folder in UTF-8, or link to it from a "
+            "UTF-8 path"
+        ) from None
     dataset, kind = config["dataset"], source_kind(config["source"])
     if kind == IDX and config["source"] not in ("download", "sample"):
         if not os.path.isdir(config["source"]):

@@ -80,7 +80,11 @@ def shown(text: str | Path) -> str:
 
 
 def _quoted(name: str) -> str:
-    return repr(shown(name))
+    """`name` quoted on one line: control characters escaped, bytes that are not UTF-8 as
+    \\x.. escapes."""
+    if shown(name) == name:
+        return repr(name)
+    return repr(name.encode("utf-8", "surrogateescape"))[1:]  # b'...' less its b
 
 
 def _name_problem(name: str) -> str | None:
