@@ -4,6 +4,7 @@ with hostile values, no element, link or raw HTML comes of them (#34 item 1)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -67,3 +68,18 @@ def test_every_caption_escapes_with_the_same_macro():
         if line.startswith("{% macro text(")
     }  # fmt: skip
     assert len(definitions) == 1
+
+
+# --- Snakemake's report: params of report jobs ----------------------------------------------
+
+
+def test_a_report_param_never_ends_the_reports_script_and_reads_back():
+    from aedepth.markup import param_value, report_param
+
+    names = ["</script><script>alert(3)</script>", "<img src=x onerror=alert(1)>", "a & b", "é"]
+    for value in (names, "/tmp/a</script><script>alert(1)</script>/x.npz"):
+        text = report_param(value)
+        assert not re.search(r"[<>&]", text)
+        assert param_value(text) == value
+        # as Snakemake 9.27 writes a job's params into the report's <script>
+        assert "</" not in json.dumps({"params": f"classes={text}"})

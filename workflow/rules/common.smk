@@ -40,6 +40,7 @@ from aedepth.gpus import visible_gpus
 from aedepth.sources import IDX, source_kind
 from aedepth.sources import source_files as source_paths
 from aedepth.imports import package_modules
+from aedepth.markup import report_param
 from aedepth.studies import NO_STUDY, QUESTION, SNAPSHOT, find_studies, study_digest
 
 config.update(coerce_cli_lists(config))

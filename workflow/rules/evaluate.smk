@@ -179,6 +179,6 @@ rule compare_depths:
             "smallest_difference": config["smallest_difference"],
         },
         dataset=config["dataset"],
-        source=config["source"],
+        source=report_param(config["source"]),  # as the report can show it (aedepth.markup)
     script:
         "../scripts/compare_depths.py"

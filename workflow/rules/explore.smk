@@ -30,11 +30,11 @@ rule explorer:
     params:
         points=config["explorer_points"],
         records=[run.record() for run in GRID.runs],
-        classes=DATA["classes"],
+        classes=report_param(DATA["classes"]),  # as the report can show it (aedepth.markup)
         labels=GRID.labels,
         omit=GRID.omitted,
         dataset=config["dataset"],
         study=Path(STUDY).name,
-        source=config["source"],
+        source=report_param(config["source"]),
     script:
         "../scripts/make_explorer.py"

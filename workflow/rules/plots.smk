@@ -130,7 +130,7 @@ rule plot_latent:
         ENV
     params:
         dpi=config["plot_dpi"],
-        classes=DATA["classes"],
+        classes=report_param(DATA["classes"]),  # as the report can show it (aedepth.markup)
         labels=GRID.labels,
         omit=GRID.omitted,
         setting=group_setting,

@@ -4,6 +4,7 @@ from aedepth.files import atomic_output, read_json, read_table, reading
 from aedepth.grid import AUTOENCODER, COMPARED, REPLICATE
 from aedepth.jobs import job_log
 from aedepth.latents import read_per_image
+from aedepth.markup import param_value
 from aedepth.metrics import METRICS
 from aedepth.findings import findings_markdown, headline, headline_rst
 from aedepth.stats import Question, depth_comparisons, depth_intervals, primary_comparisons
@@ -26,7 +27,8 @@ with job_log(snakemake.log[0]):
     intervals = depth_intervals(summary, conditions)
     comparisons = depth_comparisons(models, conditions)
     primary = primary_comparisons(models, conditions, question, per_image)
-    data = f"{snakemake.params.dataset} (source: {snakemake.params.source})"
+    source = param_value(snakemake.params.source)
+    data = f"{snakemake.params.dataset} (source: {source})"
     for table, path in (
         (intervals, snakemake.output.intervals),
         (comparisons, snakemake.output.comparisons),
@@ -43,7 +45,7 @@ with job_log(snakemake.log[0]):
         snakemake.params.labels,
         data,
         # The published reference points are for the full data set only.
-        snakemake.params.dataset if snakemake.params.source != "sample" else None,
+        snakemake.params.dataset if source != "sample" else None,
         snakemake.params.omit,
         question_record=read_json(snakemake.input.question, QUESTION_KEYS),
     )

@@ -6,6 +6,7 @@ from aedepth.files import read_json, reading
 from aedepth.grid import AUTOENCODER
 from aedepth.jobs import job_log
 from aedepth.latents import read_latents
+from aedepth.markup import param_value
 from aedepth.model import load_model, reconstruct_images
 
 with job_log(snakemake.log[0]):
@@ -36,14 +37,14 @@ with job_log(snakemake.log[0]):
         subsample,
         images / 255.0,
         data["y_test"],
-        snakemake.params.classes,
+        param_value(snakemake.params.classes),
         snakemake.params.labels,
         title=f"Latent explorer: {snakemake.params.dataset}",
         shape=image_shape(data["x_test"]),
         about={
             "study": snakemake.params.study,
             "dataset": snakemake.params.dataset,
-            "source": snakemake.params.source,
+            "source": param_value(snakemake.params.source),
         },
     )
     write_page(snakemake.output[0], page)

@@ -3,6 +3,7 @@
 from aedepth.files import read_json, reading
 from aedepth.jobs import job_log
 from aedepth.latents import read_latents
+from aedepth.markup import param_value
 from aedepth.plots import latent_scatter, save_figure
 from aedepth.grid import setting_label
 from aedepth.summary import representatives
@@ -23,7 +24,7 @@ with job_log(snakemake.log[0]):
         f"\nkNN accuracy {record['knn_accuracy']:.3f}, silhouette {record['silhouette']:.3f}"
     )
     save_figure(
-        latent_scatter(*splits["test"], title, snakemake.params.classes),
+        latent_scatter(*splits["test"], title, param_value(snakemake.params.classes)),
         snakemake.output[0],
         snakemake.params.dpi,
         tight=False,  # its own size: bounded whatever the classes (LATENT_FIGURE_INCHES)

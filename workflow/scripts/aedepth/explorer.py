@@ -6,14 +6,13 @@ page stays a few MB and a selection follows its points from one run to the next.
 reconstructions travel as small PNG data URIs: opening the page fetches nothing.
 
 Class names, file names, dataset and study names are the user's data: any text may reach the
-page. The page's HTML built here escapes them with `html_text`; its scripts put them into the
+page. The page's HTML built here escapes them with `html_text` (aedepth.markup); its scripts put them into the
 page as text (textContent, Bokeh's text properties and escaped tooltip fields), never as HTML.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import math
 import struct
 import zlib
@@ -42,6 +41,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from aedepth.files import atomic_output
+from aedepth.markup import html_text
 from aedepth.grid import MNIST_SHAPE, REPLICATE, REQUIRED_AXES, setting_label
 from aedepth.plots import NAMED_CLASSES, legend_name, project_2d
 
@@ -52,12 +52,6 @@ THUMBNAIL_PIXELS = 56
 GREY_LEVELS = 16  # 4 bits a pixel (a colour image: 16 levels a channel)
 NO_DECODER = "a baseline has no decoder: no reconstruction"
 COUNTED_CLASSES = 20  # rows of the selection's class counts; the rest summed in one line
-
-
-def html_text(value) -> str:
-    """`value` as HTML text (quotes too, for attributes): the one way the page's HTML takes
-    text from the user's data or the config."""
-    return html.escape(str(value), quote=True)
 
 
 def _thumbnail(column: str, caption: str, shape: tuple[int, int, int]) -> str:
