@@ -656,6 +656,17 @@ def test_two_links_to_each_other_end_at_once(tmp_path):
     assert "which is read already" in error_of(source=str(root), dataset="x")
 
 
+@pytest.mark.parametrize(("link", "target"), [("train/3", "1"), ("train/3", "../../outside")])
+def test_a_class_folder_linked_to_another_or_outside_is_refused(tmp_path, link, target):
+    root = linked_folder(tmp_path)
+    (tmp_path / "outside").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "outside" / "a.png")
+    os.symlink(target, root / link)
+    text = error_of(source=str(root), dataset="x")
+    why = "which another class folder reads already" if target == "1" else "outside the source"
+    assert f"{root / link}: " in text and why in text, text
+
+
 def test_a_link_to_images_kept_beside_the_splits_is_followed(tmp_path):
     root = linked_folder(tmp_path)
     (root / "pool").mkdir()

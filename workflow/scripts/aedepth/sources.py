@@ -129,50 +129,78 @@ def class_images(base: Path, folders: list[Path]) -> list[list[Path]]:
     one), nothing another link reached. So no image is labelled by a class folder it does
     not live in, and none is read twice. A link that leaves `base`, revisits, loops or is
     broken is refused naming it, as is a name Snakemake cannot carry (not UTF-8, braces)."""
-    tops = []
+    read = _Claims()
     for folder in folders:
         real = os.path.realpath(folder)
         _within(base, folder, real)
-        for other, other_real in tops:
-            if _overlap(real, other_real):
-                raise SourceError(
-                    f"{shown(folder)}: the folder {shown(real)}, which {shown(other)} reads "
-                    "already (a symbolic link?): give each class folder its own images"
-                )
-        tops.append((folder, real))
-    reached: list[str] = []  # real paths that links reached
+        if read.overlaps(real):
+            raise SourceError(
+                f"{shown(folder)}: the folder {shown(real)}, which another class folder reads "
+                "already (a symbolic link?): give each class folder its own images"
+            )
+        read.add(real)
     listings = [[] for _ in folders]
-    pending = [(position, folder) for position, folder in enumerate(folders)]
+    pending = list(enumerate(folders))
     while pending:
         position, directory = pending.pop(0)  # in order: the same link is blamed every time
         listed, links = _real_walk(directory)
         listings[position] += listed
         for link in sorted(links):
-            target = _link_target(link, base, [real for _, real in tops] + reached)
+            target = _link_target(link, base, read)
             if target is None:
                 continue
-            reached.append(target)
+            read.add(target)
             if os.path.isdir(target):
                 pending.append((position, link))
             else:
                 listings[position].append((str(link.parent), [link.name]))
-    found = []
-    for folder, listing in zip(folders, listings):
-        merged: dict[str, list[str]] = {}
-        for directory, names in listing:
-            merged.setdefault(directory, []).extend(names)
-        files = []
-        for directory, names in sorted(merged.items()):
-            if not names:
-                continue
-            below = os.path.relpath(directory, folder)
-            for name in ([] if below == "." else below.split(os.sep)) + names:
-                if problem := _name_problem(name):
-                    path = Path(directory) / (name if name in names else "")
-                    raise SourceError(f"{shown(path)}: the name {_quoted(name)} {problem}")
-            files += [Path(directory) / name for name in sorted(names)]
-        found.append(files)
-    return found
+    return [_sorted_files(folder, listing) for folder, listing in zip(folders, listings)]
+
+
+class _Claims:
+    """Real paths read so far; another overlaps them where it lies in one or holds one."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.holders: set[str] = set()  # every folder above a path read
+
+    def add(self, path: str) -> None:
+        self.paths.add(path)
+        self.holders.update(_above(path))
+
+    def overlaps(self, path: str, holding: bool = True) -> bool:
+        """Whether `path` is or lies in a path read, or (`holding`) holds one."""
+        if holding and path in self.holders:
+            return True
+        return any(folder in self.paths for folder in [path, *_above(path)])
+
+
+def _above(path: str) -> list[str]:
+    """The folders above a real path, up to the root."""
+    folders = []
+    while (parent := os.path.dirname(path)) != path:
+        folders.append(parent)
+        path = parent
+    return folders
+
+
+def _sorted_files(folder: Path, listing: list[tuple[str, list[str]]]) -> list[Path]:
+    """The image files of a class folder's listing, in os.walk's sorted order; a name
+    Snakemake cannot carry refused naming it."""
+    merged: dict[str, list[str]] = {}
+    for directory, names in listing:
+        merged.setdefault(directory, []).extend(names)
+    files = []
+    for directory, names in sorted(merged.items()):
+        if not names:
+            continue
+        below = os.path.relpath(directory, folder)
+        for name in ([] if below == "." else below.split(os.sep)) + names:
+            if problem := _name_problem(name):
+                path = Path(directory) / (name if name in names else "")
+                raise SourceError(f"{shown(path)}: the name {_quoted(name)} {problem}")
+        files += [Path(directory) / name for name in sorted(names)]
+    return files
 
 
 def _real_walk(folder: Path) -> tuple[list[tuple[str, list[str]]], list[Path]]:
@@ -193,11 +221,6 @@ def _real_walk(folder: Path) -> tuple[list[tuple[str, list[str]]], list[Path]]:
     return listed, links
 
 
-def _overlap(a: str, b: str) -> bool:
-    """Whether one of two real paths holds the other (or they are one)."""
-    return os.path.commonpath([a, b]) in (a, b)
-
-
 def _within(base: Path, link: Path, target: str) -> None:
     top = os.path.realpath(base)
     if os.path.commonpath([top, target]) != top:
@@ -207,10 +230,10 @@ def _within(base: Path, link: Path, target: str) -> None:
         )
 
 
-def _link_target(link: Path, base: Path, read: list[str]) -> str | None:
+def _link_target(link: Path, base: Path, read: _Claims) -> str | None:
     """The real path a link reaches; None for a link to a file that is no image (ignored,
     like any such file). Refused naming the link where it is broken or loops, leaves the
-    source folder `base`, or reaches what is read already (`read`: real paths)."""
+    source folder `base`, or reaches what is read already."""
     try:
         target = os.path.realpath(link, strict=True)
     except OSError as e:
@@ -222,12 +245,11 @@ def _link_target(link: Path, base: Path, read: list[str]) -> str | None:
     if not is_dir and not link.name.lower().endswith(IMAGE_EXTENSIONS):
         return None
     _within(base, link, target)
-    for other in read:
-        if _overlap(target, other) if is_dir else os.path.commonpath([target, other]) == other:
-            raise SourceError(
-                f"{shown(link)}: a symbolic link to {shown(target)}, which is read already (a "
-                "loop, another class's images, or a second copy): remove the link"
-            )
+    if read.overlaps(target, holding=is_dir):
+        raise SourceError(
+            f"{shown(link)}: a symbolic link to {shown(target)}, which is read already (a "
+            "loop, another class's images, or a second copy): remove the link"
+        )
     return target
 
 
