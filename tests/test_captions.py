@@ -78,8 +78,11 @@ def test_a_report_param_never_ends_the_reports_script_and_reads_back():
 
     names = ["</script><script>alert(3)</script>", "<img src=x onerror=alert(1)>", "a & b", "é"]
     for value in (names, "/tmp/a</script><script>alert(1)</script>/x.npz"):
-        text = report_param(value)
-        assert not re.search(r"[<>&]", text)
-        assert param_value(text) == value
+        param = report_param(value)
+        assert not re.search(r"[<>&]", str(param))
+        assert param_value(param) == value
         # as Snakemake 9.27 writes a job's params into the report's <script>
-        assert "</" not in json.dumps({"params": f"classes={text}"})
+        assert "</" not in json.dumps({"params": f"classes={param}"})
+    # a value with nothing to escape is passed as it is: a study's params stay as they were
+    for value in (["0", "1"], ["T-shirt/top", "Trouser"], "sample", "/data/a b/x.npz"):
+        assert report_param(value) == value == param_value(value)

@@ -34,7 +34,5 @@ rule explorer:
         labels=GRID.labels,
         omit=GRID.omitted,
         dataset=config["dataset"],
-        study=Path(STUDY).name,
-        source=report_param(config["source"]),
     script:
         "../scripts/make_explorer.py"

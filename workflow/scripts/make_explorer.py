@@ -1,5 +1,7 @@
 """Snakemake adapter: the latent explorer page of the study (every model and baseline)."""
 
+from pathlib import Path
+
 from aedepth.data import image_shape, load_dataset
 from aedepth.explorer import explorer_page, run_view, stratified_subsample, write_page
 from aedepth.files import read_json, reading
@@ -42,9 +44,9 @@ with job_log(snakemake.log[0]):
         title=f"Latent explorer: {snakemake.params.dataset}",
         shape=image_shape(data["x_test"]),
         about={
-            "study": snakemake.params.study,
+            "study": Path(snakemake.output[0]).parent.name,
             "dataset": snakemake.params.dataset,
-            "source": param_value(snakemake.params.source),
+            "source": snakemake.config["source"],  # not a param: the report shows no config
         },
     )
     write_page(snakemake.output[0], page)
