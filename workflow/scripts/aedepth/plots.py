@@ -387,9 +387,9 @@ def answer_figure(
     )  # fmt: skip
     n_seeds = int(models["n_seeds"].min()) if not models.empty else 0
     fig.suptitle(
-        f"Does depth help? Means over {n_seeds} seeds with 95 % intervals; between depths the "
-        "verdict (▲ better, ▼ worse, ○ no clear difference; primary: by at least δ, △ ▽ not "
-        "shown to reach δ, = no meaningful difference, ? inconclusive); dashed: baselines"
+        f"Does depth help? Means over {n_seeds} seeds with 95 % intervals; dashed: baselines.\n"
+        "Between depths the verdict: ▲ better, ▼ worse (primary: by at least δ), △ ▽ not shown "
+        "to reach δ, = no meaningful difference, ? inconclusive, ○ no clear difference"
     )
     fig.tight_layout()
     return fig
