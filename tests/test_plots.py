@@ -82,8 +82,8 @@ def _latent_png(tmp_path, classes: list[str], dpi: int = 120):
     from aedepth.plots import latent_scatter, save_figure
 
     rng = np.random.default_rng(0)
-    labels = np.arange(2000) % len(classes)
-    fig = latent_scatter(rng.normal(size=(2000, 2)), labels, "depth 2, seed 0\nkNN 0.9", classes)
+    labels = np.arange(1000) % len(classes)
+    fig = latent_scatter(rng.normal(size=(1000, 2)), labels, "depth 2, seed 0\nkNN 0.9", classes)
     fig.canvas.draw()
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     inside = all(
