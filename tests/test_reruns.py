@@ -497,11 +497,15 @@ def test_updating_from_the_previous_version_keeps_run_ids_files_and_numbers(tmp_
     assert before.keys() <= after.keys()
     changed = {name for name in before if before[name] != after[name]}
     # the same bytes but for the config snapshot (it lists the new keys), the epochs' times,
-    # the latent explorer, whose page this version draws anew (thumbnails of any size), and the
-    # latent figures, drawn at a fixed size since #34 (a colour bar past 20 classes)
+    # the latent explorer, whose page this version draws anew (thumbnails of any size), the
+    # latent figures, drawn at a fixed size since #34 (a colour bar past 20 classes), and the
+    # depth comparisons, whose intervals are simultaneous and verdicts read off them since #32
+    # (new columns and wording; the answer figure marks them)
     histories = {name for name in before if name.endswith("history.csv")}
     latent = {name for name in before if name.endswith("_latent.png")}
-    assert changed - histories <= {"study.yaml", "explorer.html"} | latent
+    comparisons = {"depth_comparisons.csv", "primary_comparisons.csv", "findings.md",
+                   "headline.rst", "figures/answer.png"}  # fmt: skip
+    assert changed - histories <= {"study.yaml", "explorer.html"} | latent | comparisons
     for name in histories:
         assert untimed(before[name]) == untimed(after[name])
     assert planned(workdir) == set()  # one run did all there was to do
