@@ -85,7 +85,10 @@ def test_sample_example_runs_end_to_end(workdir):
     folder = workdir / "results" / settings(REPO / example)["study"]
     findings = (folder / "findings.md").read_text()
     assert "1 → 2 hidden layers" in findings and "2 → 3 hidden layers" in findings
-    assert "Seeds trained: 3 (0, 1, 2)" in findings and "% for the 2 steps together; 3 paired seeds, 1 epoch)" in findings
+    assert (
+        "Seeds trained: 3 (0, 1, 2)" in findings
+        and "% for the 2 steps together; 3 paired seeds, 1 epoch)" in findings
+    )
     assert (folder / "figures/answer.png").stat().st_size > 0
     again = snakemake(workdir, "-n", "--configfile", example, "--config", "epochs=1")
     assert jobs_in(again.stdout) == set()
