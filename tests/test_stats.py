@@ -365,3 +365,29 @@ def test_findings_name_an_axis_only_where_it_is_not_at_its_omitted_value():
     assert "arm article" not in plain and "| 1 hidden layer(s), latent size 2 |" in plain
     named = findings_markdown(table, intervals, comparisons, primary, conditions, labels, "sample")
     assert "| 1 hidden layer(s), latent size 2, arm article |" in named
+
+
+def test_the_question_is_said_to_be_declared_before_training_only_where_the_record_shows_it():
+    from aedepth.findings import provenance
+
+    fresh = {"recorded_at": "2026-12-07T22:49:47+00:00", "models_trained_before": []}
+    late = fresh | {"models_trained_before": ["depth1_dim2_seed0", "depth2_dim2_seed0"]}
+    assert provenance(fresh) == (
+        " Declared before any model of this study was trained (recorded 2026-12-07)."
+    )
+    assert provenance(late) == (
+        " Recorded only after models were trained (on 2026-12-07, when 2 models existed): it "
+        "may have been chosen with the results in view."
+    )
+    assert provenance(None) == ""  # no record: nothing said about when
+    table = models_table()
+    models = table[table.method == "autoencoder"]
+    text = findings_markdown(
+        table, depth_intervals(table, CONDITIONS), depth_comparisons(models, CONDITIONS),
+        primary_comparisons(models, CONDITIONS, QUESTION), CONDITIONS, LABELS, "sample",
+        question_record=late,
+    )  # fmt: skip
+    assert (
+        "from one depth to the next? Recorded only after models were trained (on 2026-12-07" in text
+    )
+    assert "Declared before" not in text

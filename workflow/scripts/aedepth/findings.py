@@ -373,17 +373,18 @@ def _introduction(study: _Study, data: str, record: dict | None) -> list[str]:
 
 def provenance(record: dict | None) -> str:
     """When the question was set, as question.json recorded it: before any model of the study
-    was trained, or after (then its verdicts were chosen with results in view)."""
+    was trained, or only after some were (then it may have been chosen with results in view;
+    a study older than the record cannot tell which)."""
     if not record:
         return ""
     day = str(record.get("recorded_at", ""))[:10] or "an unrecorded date"
     before = record.get("models_trained_before") or []
     if not before:
         return f" Declared before any model of this study was trained (recorded {day})."
+    count = f"{len(before)} model{'s' if len(before) != 1 else ''}"
     return (
-        f" Changed after the models were trained (on {day}, when {len(before)} "
-        f"model{'s' if len(before) != 1 else ''} existed): read its verdicts as chosen with "
-        "the results in view."
+        f" Recorded only after models were trained (on {day}, when {count} existed): it may "
+        "have been chosen with the results in view."
     )
 
 
