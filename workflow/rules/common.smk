@@ -21,6 +21,7 @@ from aedepth.config import (
     check_config_files,
     coerce_cli_lists,
     data_folder,
+    data_sizes,
     data_settings,
     idx_paths,
     image_shape,
@@ -41,6 +42,12 @@ from aedepth.sources import IDX, source_kind
 from aedepth.sources import source_files as source_paths
 from aedepth.imports import package_modules
 from aedepth.markup import report_param
+from aedepth.memory import (
+    check_training_memory,
+    memory_limit,
+    resource_mb,
+    training_memory,
+)
 from aedepth.studies import NO_STUDY, QUESTION, SNAPSHOT, find_studies, study_digest
 
 config.update(coerce_cli_lists(config))
@@ -181,6 +188,53 @@ def training_gpu():
     if config["device"] == "cpu":
         return 0
     return int(config["device"] == "cuda" or bool(visible_gpus()))
+
+
+# The training and test images each training job reads (None: a header the job will report).
+DATA_SIZES = data_sizes(config)
+
+
+def training_estimate(run):
+    """The peak memory of the job training `run`'s model (aedepth.memory): its mem_mb."""
+    return training_memory(
+        training_hparams(run, config, IMAGE_SHAPE),
+        *(DATA_SIZES or (0, 0)),
+        on_gpu=bool(training_gpu()),
+    )
+
+
+def training_mem_mb(wildcards):
+    """mem_mb of a training job: its estimate, unless the user set one (set-resources)."""
+    return training_estimate(run_of(wildcards)).mem_mb
+
+
+def training_memory_limit():
+    """What one training job may have (aedepth.memory.memory_limit): resource train:mem_mb
+    where the user set it (a profile's set-resources, as Slurm's --mem), else --resources
+    mem_mb, else this machine's memory. Read only to refuse a study: never a param."""
+    resources = workflow.resource_settings
+    return memory_limit(
+        resource_mb(resources.overwrite_resources.get("train", {}).get("mem_mb")),
+        resource_mb(resources.resources.get("mem_mb")),
+    )
+
+
+# A training that cannot fit in memory is refused now, in one line, not killed in its job.
+if DATA_SIZES is not None:
+    try:
+        check_training_memory(
+            config,
+            {
+                run.id: training_hparams(run, config, IMAGE_SHAPE)
+                for run in GRID.trained
+            },
+            DATA_SIZES,
+            training_memory_limit(),
+            on_gpu=bool(training_gpu()),
+        )
+    except ConfigError as error:
+        print(f"aedepth: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def metric_settings():

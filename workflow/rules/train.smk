@@ -31,7 +31,8 @@ rule train:
         ENV
     threads: training_cores()
     resources:
-        mem_mb=2000,
+        # its estimate (aedepth.memory): trainings that cannot fit are refused at parse time
+        mem_mb=training_mem_mb,
         runtime=60,
         gpu=training_gpu(),
     params:
